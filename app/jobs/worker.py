@@ -1,0 +1,58 @@
+"""arq worker: every background job and cron job in one place. Jobs may run more than once."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from arq import cron
+from arq.connections import RedisSettings
+
+from app.config import get_settings
+from app.db import Database
+from app.services.auth import purge_expired_sessions
+
+log = logging.getLogger("madoguchi.worker")
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings = get_settings()
+    ctx["settings"] = settings
+    ctx["db"] = Database(settings.effective_database_url)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    db: Database = ctx["db"]
+    db.dispose()
+
+
+async def purge_sessions(ctx: dict[str, Any]) -> int:
+    """Delete staff sessions past their idle timeout (idempotent)."""
+    db: Database = ctx["db"]
+    idle = timedelta(minutes=ctx["settings"].session_idle_minutes)
+    with db.write_session() as session:
+        removed = purge_expired_sessions(session, idle=idle)
+        session.commit()
+    if removed:
+        log.info("purged %d expired staff sessions", removed)
+    return removed
+
+
+def redis_settings() -> RedisSettings:
+    url = get_settings().redis_url
+    if not url:
+        raise RuntimeError("MADOGUCHI_REDIS_URL is empty: the worker needs Redis (madoguchi serve starts one)")
+    return RedisSettings.from_dsn(url)
+
+
+class WorkerSettings:
+    """Passed to arq's run_worker with `redis_settings=redis_settings()` (see app.cli)."""
+
+    functions = [purge_sessions]
+    cron_jobs = [cron(purge_sessions, minute={0, 15, 30, 45}, run_at_startup=True)]
+    on_startup = startup
+    on_shutdown = shutdown
+    max_jobs = 10
+    job_timeout = 300
+    keep_result = 3600

@@ -1,0 +1,25 @@
+"""SQLModel tables. Importing this package registers every table on SQLModel.metadata."""
+
+from app.models.audit import AuditEntry, AuditHead, EventRecord
+from app.models.org import Device, Location, Municipality, Site
+from app.models.registry import Household, Resident, SealRegistration, TaxRecord
+from app.models.staff import GroupPermission, StaffGroup, StaffSession, StaffUser, UserGroup
+
+__all__ = [
+    "AuditEntry",
+    "AuditHead",
+    "Device",
+    "EventRecord",
+    "GroupPermission",
+    "Household",
+    "Location",
+    "Municipality",
+    "Resident",
+    "SealRegistration",
+    "Site",
+    "StaffGroup",
+    "StaffSession",
+    "StaffUser",
+    "TaxRecord",
+    "UserGroup",
+]

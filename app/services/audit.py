@@ -1,0 +1,155 @@
+"""The audit log: append-only and hash-chained.
+
+Each entry's hash covers its own fields and the previous entry's hash, and entries are numbered
+1, 2, 3 … without gaps; the head row names the last entry. So an edited entry breaks its own hash,
+an inserted or deleted one breaks the numbering or the chain, and a deleted tail disagrees with
+the head. The database refuses UPDATE and DELETE on audit rows (migration 0002).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from app.models import AuditEntry, AuditHead
+from app.models._types import utcnow
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something: a staff user, a device, a resident at a kiosk, or the system."""
+
+    type: str
+    id: str = ""
+    name: str = ""
+    ip: str = ""
+
+    @classmethod
+    def system(cls, name: str = "system") -> Actor:
+        return cls(type="system", id="", name=name)
+
+
+def _canonical(entry: AuditEntry) -> bytes:
+    assert entry.at is not None
+    payload = {
+        "seq": entry.seq,
+        "at": entry.at.isoformat(timespec="microseconds"),
+        "actor_type": entry.actor_type,
+        "actor_id": entry.actor_id,
+        "actor_name": entry.actor_name,
+        "action": entry.action,
+        "target_type": entry.target_type,
+        "target_id": entry.target_id,
+        "detail": entry.detail,
+        "ip": entry.ip,
+        "prev_hash": entry.prev_hash,
+    }
+    return json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def compute_hash(entry: AuditEntry) -> str:
+    return hashlib.sha256(_canonical(entry)).hexdigest()
+
+
+def record(
+    session: Session,
+    actor: Actor,
+    action: str,
+    *,
+    target_type: str = "",
+    target_id: str | int = "",
+    detail: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditEntry:
+    """Append an entry in the caller's transaction (it commits with the change it describes).
+
+    The head row is locked (SELECT … FOR UPDATE on PostgreSQL; SQLite write transactions are
+    already exclusive), so concurrent writers append one after another.
+    """
+    head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
+    # Round-trip through JSON so the hash covers exactly what the database will return.
+    clean_detail = json.loads(json.dumps(detail or {}, ensure_ascii=False, default=str))
+    entry = AuditEntry(
+        seq=head.seq + 1,
+        at=at or utcnow(),
+        actor_type=actor.type,
+        actor_id=actor.id,
+        actor_name=actor.name,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        detail=clean_detail,
+        ip=actor.ip,
+        prev_hash=head.last_hash,
+        entry_hash="",
+    )
+    entry.entry_hash = compute_hash(entry)
+    head.seq = entry.seq
+    head.last_hash = entry.entry_hash
+    session.add(entry)
+    session.add(head)
+    session.flush()
+    return entry
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _entries(session: Session, batch: int = 5000) -> Iterator[AuditEntry]:
+    last = 0
+    while True:
+        rows = session.exec(
+            select(AuditEntry).where(AuditEntry.seq > last).order_by(col(AuditEntry.seq)).limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq
+        session.expunge_all()
+
+
+def verify(session: Session, *, max_problems: int = 50) -> VerifyReport:
+    """Walk the whole chain and report every place it does not hold."""
+    report = VerifyReport()
+    expected_seq = 1
+    prev_hash = GENESIS_HASH
+
+    def problem(text: str) -> None:
+        if len(report.problems) < max_problems:
+            report.problems.append(text)
+
+    for entry in _entries(session):
+        report.checked += 1
+        if entry.seq != expected_seq:
+            problem(f"seq {expected_seq}: missing; the chain jumps to seq {entry.seq} (entry deleted?)")
+        if entry.prev_hash != prev_hash:
+            problem(f"seq {entry.seq}: prev_hash does not match the entry before it (entry inserted or deleted?)")
+        if compute_hash(entry) != entry.entry_hash:
+            problem(f"seq {entry.seq}: contents do not match its hash (entry edited?)")
+        expected_seq = entry.seq + 1
+        prev_hash = entry.entry_hash
+
+    head = session.exec(select(AuditHead).where(AuditHead.id == 1)).first()
+    if head is None:
+        problem("the chain head row is missing")
+    elif head.seq != expected_seq - 1 or head.last_hash != prev_hash:
+        problem(
+            f"the chain head says the last entry is seq {head.seq}, but the log ends at seq {expected_seq - 1}"
+            " (entries deleted from the end?)"
+        )
+    return report

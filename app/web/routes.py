@@ -1,0 +1,63 @@
+"""The whole URL map, in one table. Every route has a name and states who may call it.
+
+`staff(...)` routes need a signed-in user with the given permission; `public(...)` routes don't.
+Unsafe methods (POST, …) are CSRF-checked on both. tests/test_routes.py pins this table and
+tests/test_route_access.py proves every staff route refuses anonymous and wrong-role users.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from app.domain.permissions import Permission as P
+from app.web import admin, auth, events, home, kiosk, staff as staff_views
+from app.web.guards import public, staff
+from app.web.templating import STATIC_DIR
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        public("/", home.index, name="home"),
+        public("/health", home.health, name="health"),
+        # Kiosk (residents; no staff sign-in)
+        public("/kiosk/", kiosk.start, name="kiosk:start"),
+        # Staff sign-in
+        public("/staff/login", auth.login_page, name="staff:login"),
+        public("/staff/login", auth.login_submit, name="staff:login-submit", methods=["POST"]),
+        public("/staff/logout", auth.logout, name="staff:logout", methods=["POST"]),
+        # Staff screens
+        public("/staff", home.staff_root, name="staff:root"),
+        staff("/staff/", staff_views.home, name="staff:home", permission=P.STAFF),
+        staff("/staff/residents", staff_views.resident_search, name="staff:residents", permission=P.RESIDENT_READ),
+        staff(
+            "/staff/residents/{resident_id:int}",
+            staff_views.resident_detail,
+            name="staff:resident",
+            permission=P.RESIDENT_READ,
+        ),
+        staff("/staff/events", events.events_page, name="staff:events", permission=P.EVENTS_VIEW),
+        staff(
+            "/staff/events/test",
+            events.send_test_event,
+            name="staff:events-test",
+            permission=P.EVENTS_VIEW,
+            methods=["POST"],
+        ),
+        staff("/events/stream", events.event_stream, name="events:stream", permission=P.EVENTS_VIEW),
+        # Administration
+        staff("/admin/", admin.home, name="admin:home", permission=P.USERS_MANAGE),
+        staff("/admin/users", admin.users, name="admin:users", permission=P.USERS_MANAGE),
+        staff(
+            "/admin/users", admin.user_create, name="admin:user-create", permission=P.USERS_MANAGE, methods=["POST"]
+        ),
+        staff(
+            "/admin/users/{user_id:int}",
+            admin.user_update,
+            name="admin:user-update",
+            permission=P.USERS_MANAGE,
+            methods=["POST"],
+        ),
+        staff("/admin/audit", admin.audit_log, name="admin:audit", permission=P.AUDIT_READ),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
+    ]

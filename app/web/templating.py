@@ -1,0 +1,54 @@
+"""Jinja2 environment: one template serves a full page and its HTMX fragment (jinja2-fragments)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2_fragments.starlette import Jinja2Blocks
+from starlette.requests import Request
+
+from app import i18n
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+TEMPLATE_DIR = ROOT / "templates"
+STATIC_DIR = ROOT / "static"
+JST = ZoneInfo("Asia/Tokyo")
+
+
+def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """Show a stored UTC time in Japan time."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(JST).strftime(fmt)
+
+
+def iso_date(value: date | None) -> str:
+    return value.isoformat() if value else ""
+
+
+def _context(request: Request) -> dict[str, Any]:
+    state = request.scope.get("state", {})
+    return {
+        "csrf_token": state.get("csrf_token", ""),
+        "user": state.get("user"),
+        "lang": i18n.current_language(),
+        "languages": i18n.LANGUAGES,
+    }
+
+
+def make_templates() -> Jinja2Blocks:
+    templates = Jinja2Blocks(directory=str(TEMPLATE_DIR), context_processors=[_context])
+    env = templates.env
+    env.add_extension("jinja2.ext.i18n")
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=i18n.gettext, ngettext=i18n.ngettext, newstyle=True
+    )
+    env.filters["local_time"] = local_time
+    env.filters["iso_date"] = iso_date
+    env.globals["static_version"] = "1"
+    return templates
