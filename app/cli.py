@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from app.config import Settings, SettingsError, load_settings
@@ -79,7 +80,7 @@ def _redact(url: str) -> str:
 def cmd_demo_data(args: argparse.Namespace) -> int:
     from sqlmodel import func, select
 
-    from app.demo.generator import DemoDataExists, generate_demo
+    from app.demo.generator import DemoDataError, generate_demo
     from app.models import Resident
 
     settings = _settings()
@@ -93,8 +94,10 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
                     return 0
         started = time.perf_counter()
         try:
-            summary = generate_demo(db, residents=args.residents, seed=args.seed, reset=args.reset)
-        except DemoDataExists as error:
+            summary = generate_demo(
+                db, residents=args.residents, seed=args.seed, reset=args.reset, today=args.today
+            )
+        except DemoDataError as error:
             print(error, file=sys.stderr)
             return 1
         elapsed = time.perf_counter() - started
@@ -169,7 +172,9 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     if report.ok:
         print(f"監査ログは改ざんされていません / audit chain intact: {report.checked} entries verified")
         return 0
-    print(f"監査ログに不整合があります / audit chain BROKEN ({report.checked} entries read):", file=sys.stderr)
+    print(
+        f"監査ログに不整合があります / audit chain BROKEN ({report.checked} entries read):", file=sys.stderr
+    )
     for problem in report.problems:
         print(f"  - {problem}", file=sys.stderr)
     return 1
@@ -205,7 +210,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
     _require_schema(settings)
     if not settings.redis_url:
-        print("MADOGUCHI_REDIS_URL is empty: the worker needs Redis.\n  → set it, or use `madoguchi serve`", file=sys.stderr)
+        print(
+            "MADOGUCHI_REDIS_URL is empty: the worker needs Redis.\n  → set it, or use `madoguchi serve`",
+            file=sys.stderr,
+        )
         return 2
     run_worker(WorkerSettings, redis_settings=redis_settings())  # type: ignore[arg-type]
     return 0
@@ -232,6 +240,10 @@ def _wait_for_socket(path: Path, timeout: float = 10.0) -> bool:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Web + worker (+ a private Redis when none is configured), supervised together."""
     settings = _settings()
+    if args.host:
+        settings.host = args.host
+    if args.port:
+        settings.port = args.port
     _require_schema(settings)
     settings.resolved_secret_key()  # create it once, before several processes race to
     env = dict(os.environ)
@@ -250,7 +262,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not settings.redis_url:
         redis_server = shutil.which("redis-server")
         if redis_server is None:
-            print("redis-server is not installed.\n  → apt-get install redis-server, or set MADOGUCHI_REDIS_URL", file=sys.stderr)
+            print(
+                "redis-server is not installed.\n  → apt-get install redis-server, or set MADOGUCHI_REDIS_URL",
+                file=sys.stderr,
+            )
             return 2
         socket_path = settings.private_redis_socket
         socket_path.parent.mkdir(parents=True, exist_ok=True)
@@ -263,13 +278,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 subprocess.Popen(
                     [
                         redis_server,
-                        "--port", "0",
-                        "--unixsocket", str(socket_path),
-                        "--unixsocketperm", "700",
-                        "--dir", str(redis_dir),
-                        "--save", "60 1",
-                        "--appendonly", "yes",
-                        "--loglevel", "warning",
+                        "--port",
+                        "0",
+                        "--unixsocket",
+                        str(socket_path),
+                        "--unixsocketperm",
+                        "700",
+                        "--dir",
+                        str(redis_dir),
+                        "--save",
+                        "60 1",
+                        "--appendonly",
+                        "yes",
+                        "--loglevel",
+                        "warning",
                     ],
                 ),
             )
@@ -284,7 +306,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     web_args = [*command, "web", "--host", settings.host, "--port", str(settings.port)]
     children.append(("web", subprocess.Popen(web_args, env=env)))
 
-    base = settings.public_url or f"http://{'localhost' if settings.host in ('127.0.0.1', '0.0.0.0') else settings.host}:{settings.port}"
+    base = (
+        settings.public_url
+        or f"http://{'localhost' if settings.host in ('127.0.0.1', '0.0.0.0') else settings.host}:{settings.port}"
+    )
     print(
         "\n".join(
             [
@@ -304,6 +329,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("(--demo: simulated card readers and printers arrive with the device bridge; none started yet)")
 
     stopping = False
+    failed = False
 
     def on_signal(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -316,12 +342,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             for name, child in children:
                 if child.poll() is not None:
                     print(f"{name} exited with code {child.returncode}; stopping everything", file=sys.stderr)
-                    stopping = True
+                    stopping = failed = True
                     break
             time.sleep(0.5)
     finally:
         stop_all()
-    return 0
+    return 1 if failed else 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="web + worker (+ private Redis) together")
     serve.add_argument("--demo", action="store_true", help="also start the simulated devices")
+    serve.add_argument("--host", help="listen address (default MADOGUCHI_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (default MADOGUCHI_PORT)")
     serve.set_defaults(func=cmd_serve)
 
     web = sub.add_parser("web", help="the web server only")
@@ -358,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=20261121)
     demo.add_argument("--reset", action="store_true", help="replace existing registry data")
     demo.add_argument("--if-empty", action="store_true", help="do nothing when residents exist")
+    demo.add_argument(
+        "--today", type=date.fromisoformat, default=None, help="the town's 'today' (YYYY-MM-DD), for repeatable data"
+    )
     demo.set_defaults(func=cmd_demo_data)
 
     admin = sub.add_parser("create-admin", help="create an administrator account")

@@ -68,16 +68,22 @@ class Settings(BaseSettings):
     event_replay_size: int = Field(
         default=2000, ge=10, le=1_000_000, description="Events kept in memory for Last-Event-ID replay."
     )
-    sse_ping_seconds: int = Field(default=15, ge=1, le=300, description="Heartbeat interval on event streams.")
+    sse_ping_seconds: int = Field(
+        default=15, ge=1, le=300, description="Heartbeat interval on event streams."
+    )
     default_locale: Literal["ja", "en"] = Field(default="ja", description="Language of screens by default.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
-    web_workers: int = Field(default=1, ge=1, le=64, description="Web processes started by `madoguchi serve`.")
+    web_workers: int = Field(
+        default=1, ge=1, le=64, description="Web processes started by `madoguchi serve`."
+    )
 
     @field_validator("audit_retention_days")
     @classmethod
     def _retention_at_least_two_years(cls, value: int) -> int:
         if value < MIN_AUDIT_RETENTION_DAYS:
-            raise ValueError(f"must be at least {MIN_AUDIT_RETENTION_DAYS} (2 years); audit entries are never deleted sooner")
+            raise ValueError(
+                f"must be at least {MIN_AUDIT_RETENTION_DAYS} (2 years); audit entries are never deleted sooner"
+            )
         return value
 
     @field_validator("database_url")

@@ -8,7 +8,7 @@ in a context variable that the web middleware sets.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from functools import lru_cache
+from functools import cache
 from io import BytesIO
 from pathlib import Path
 
@@ -24,7 +24,7 @@ DEFAULT_LANGUAGE = "ja"
 _current_language: ContextVar[str] = ContextVar("madoguchi_language", default=DEFAULT_LANGUAGE)
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(language: str) -> NullTranslations:
     path = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
     if not path.exists():

@@ -178,6 +178,7 @@ def csrf_of(client: TestClient, path: str = "/kiosk/") -> str:
 def sign_in(client: TestClient, login_id: str, password: str = TEST_PASSWORD) -> None:
     token = csrf_of(client)
     response = client.post(
-        "/staff/login", data={"login_id": login_id, "password": password, "csrf_token": token, "next": "/staff/"}
+        "/staff/login",
+        data={"login_id": login_id, "password": password, "csrf_token": token, "next": "/staff/"},
     )
     assert response.status_code == 303, response.text

@@ -21,7 +21,14 @@ ACTOR = Actor(type="staff", id="7", name="監査 太郎 (clerk)", ip="192.0.2.1"
 def _fill(db: Database, n: int = 5) -> None:
     with db.write_session() as session:
         for i in range(n):
-            audit.record(session, ACTOR, "resident.view", target_type="resident", target_id=i, detail={"name": "𠮷田 﨑"})
+            audit.record(
+                session,
+                ACTOR,
+                "resident.view",
+                target_type="resident",
+                target_id=i,
+                detail={"name": "𠮷田 﨑"},
+            )
         session.commit()
 
 
@@ -131,13 +138,21 @@ def test_concurrent_writers_keep_the_chain(db: Database) -> None:
 
 def test_cli_audit_verify(sqlite_db: Database, tmp_path: Path) -> None:
     _fill(sqlite_db)
-    env = {"MADOGUCHI_DATABASE_URL": sqlite_db.url, "MADOGUCHI_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    ok = subprocess.run([sys.executable, "-m", "app.cli", "audit", "verify"], env=env, capture_output=True, text=True)
+    env = {
+        "MADOGUCHI_DATABASE_URL": sqlite_db.url,
+        "MADOGUCHI_DATA_DIR": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+    }
+    ok = subprocess.run(
+        [sys.executable, "-m", "app.cli", "audit", "verify"], env=env, capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stderr
     assert "audit chain intact: 5 entries" in ok.stdout
     _disable_guards(sqlite_db)
     with sqlite_db.engine.begin() as connection:
         connection.execute(text("UPDATE audit_entry SET actor_name = 'someone else' WHERE seq = 4"))
-    broken = subprocess.run([sys.executable, "-m", "app.cli", "audit", "verify"], env=env, capture_output=True, text=True)
+    broken = subprocess.run(
+        [sys.executable, "-m", "app.cli", "audit", "verify"], env=env, capture_output=True, text=True
+    )
     assert broken.returncode == 1
     assert "seq 4" in broken.stderr

@@ -16,7 +16,8 @@ from tests.conftest import TEST_PASSWORD, StaffAccounts, csrf_of, sign_in
 def _login(client: TestClient, login_id: str, password: str, next_url: str = "/staff/") -> object:
     token = csrf_of(client)
     return client.post(
-        "/staff/login", data={"login_id": login_id, "password": password, "csrf_token": token, "next": next_url}
+        "/staff/login",
+        data={"login_id": login_id, "password": password, "csrf_token": token, "next": next_url},
     )
 
 
@@ -47,7 +48,9 @@ def test_wrong_password_is_explained_in_japanese(client: TestClient, staff_accou
     assert "wrong-password" not in response.text  # type: ignore[attr-defined]
 
 
-def test_lockout_after_repeated_failures(client: TestClient, staff_accounts: StaffAccounts, db: Database) -> None:
+def test_lockout_after_repeated_failures(
+    client: TestClient, staff_accounts: StaffAccounts, db: Database
+) -> None:
     for _ in range(4):
         assert _login(client, "clerk", "nope-nope-nope").status_code == 401  # type: ignore[attr-defined]
     locked = _login(client, "clerk", "nope-nope-nope")
@@ -87,17 +90,26 @@ def test_idle_session_expires_and_returns_to_the_page(
     token = csrf_of(client, response.headers["location"])
     again = client.post(
         "/staff/login",
-        data={"login_id": "clerk", "password": TEST_PASSWORD, "csrf_token": token, "next": "/staff/residents?q=abc"},
+        data={
+            "login_id": "clerk",
+            "password": TEST_PASSWORD,
+            "csrf_token": token,
+            "next": "/staff/residents?q=abc",
+        },
     )
     assert again.headers["location"] == "/staff/residents?q=abc"
 
 
-def test_post_without_csrf_token_is_refused(client: TestClient, staff_accounts: StaffAccounts, db: Database) -> None:
+def test_post_without_csrf_token_is_refused(
+    client: TestClient, staff_accounts: StaffAccounts, db: Database
+) -> None:
     client.get("/staff/login")
     response = client.post("/staff/login", data={"login_id": "clerk", "password": TEST_PASSWORD})
     assert response.status_code == 403
     assert "セキュリティ確認に失敗しました" in response.text
-    bad = client.post("/staff/login", data={"login_id": "clerk", "password": TEST_PASSWORD, "csrf_token": "0" * 64})
+    bad = client.post(
+        "/staff/login", data={"login_id": "clerk", "password": TEST_PASSWORD, "csrf_token": "0" * 64}
+    )
     assert bad.status_code == 403
     with db.session() as session:
         assert session.exec(select(StaffSession)).first() is None  # nothing happened
@@ -109,7 +121,12 @@ def test_csrf_token_in_htmx_header_is_accepted(client: TestClient, staff_account
     response = client.post(
         "/admin/users",
         headers={"X-CSRF-Token": token},
-        data={"login_id": "newclerk", "display_name": "新人", "password": "long-enough-pass", "groups": "clerk"},
+        data={
+            "login_id": "newclerk",
+            "display_name": "新人",
+            "password": "long-enough-pass",
+            "groups": "clerk",
+        },
     )
     assert response.status_code == 303
 
@@ -123,7 +140,9 @@ def test_open_redirect_is_not_followed(client: TestClient, staff_accounts: Staff
     assert response.headers["location"] == "/staff/"
 
 
-def test_sign_ins_are_in_a_valid_chain(client: TestClient, staff_accounts: StaffAccounts, db: Database) -> None:
+def test_sign_ins_are_in_a_valid_chain(
+    client: TestClient, staff_accounts: StaffAccounts, db: Database
+) -> None:
     sign_in(client, "clerk")
     _login(client, "clerk", "bad-password")
     with db.session() as session:

@@ -45,7 +45,9 @@ def test_secret_key_is_generated_once(tmp_path: Path) -> None:
         ("MADOGUCHI_EVENTS_URL", "kafka://x", "memory://"),
     ],
 )
-def test_wrong_setting_names_itself(monkeypatch: pytest.MonkeyPatch, env: str, value: str, expected: str) -> None:
+def test_wrong_setting_names_itself(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, expected: str
+) -> None:
     monkeypatch.setenv(env, value)
     with pytest.raises(SettingsError) as caught:
         load_settings()
@@ -57,7 +59,9 @@ def test_wrong_setting_names_itself(monkeypatch: pytest.MonkeyPatch, env: str, v
 
 def test_cli_reports_a_broken_setting(tmp_path: Path) -> None:
     env = {"MADOGUCHI_PORT": "99999", "MADOGUCHI_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-m", "app.cli", "db", "upgrade"], env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "db", "upgrade"], env=env, capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert "MADOGUCHI_PORT='99999'" in result.stderr
     assert "Traceback" not in result.stderr

@@ -42,7 +42,9 @@ def test_the_table_has_protected_routes() -> None:
 
 
 @pytest.mark.parametrize(("name", "method", "path", "permission"), CASES, ids=IDS)
-def test_anonymous_is_sent_to_sign_in(client: TestClient, name: str, method: str, path: str, permission: Permission) -> None:
+def test_anonymous_is_sent_to_sign_in(
+    client: TestClient, name: str, method: str, path: str, permission: Permission
+) -> None:
     response = client.request(method, path)
     assert response.status_code == 303, f"{method} {path} answered {response.status_code}"
     assert response.headers["location"].startswith("/staff/login?next=")
@@ -52,16 +54,25 @@ def test_anonymous_is_sent_to_sign_in(client: TestClient, name: str, method: str
 def test_anonymous_htmx_gets_401_with_redirect(
     client: TestClient, name: str, method: str, path: str, permission: Permission
 ) -> None:
-    response = client.request(method, path, headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/staff/"})
+    response = client.request(
+        method, path, headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/staff/"}
+    )
     assert response.status_code == 401
     assert response.headers["hx-redirect"].startswith("/staff/login?next=")
 
 
 @pytest.mark.parametrize(("name", "method", "path", "permission"), CASES, ids=IDS)
 def test_wrong_role_is_refused(
-    client: TestClient, staff_accounts: StaffAccounts, name: str, method: str, path: str, permission: Permission
+    client: TestClient,
+    staff_accounts: StaffAccounts,
+    name: str,
+    method: str,
+    path: str,
+    permission: Permission,
 ) -> None:
-    lacking = [group for group, (_, _, perms) in DEFAULT_GROUPS.items() if permission not in perms] + ["nogroup"]
+    lacking = [group for group, (_, _, perms) in DEFAULT_GROUPS.items() if permission not in perms] + [
+        "nogroup"
+    ]
     for login_id in lacking:
         client.cookies.clear()
         sign_in(client, login_id)
@@ -72,7 +83,12 @@ def test_wrong_role_is_refused(
 
 @pytest.mark.parametrize(("name", "method", "path", "permission"), CASES, ids=IDS)
 def test_right_role_gets_in(
-    client: TestClient, staff_accounts: StaffAccounts, name: str, method: str, path: str, permission: Permission
+    client: TestClient,
+    staff_accounts: StaffAccounts,
+    name: str,
+    method: str,
+    path: str,
+    permission: Permission,
 ) -> None:
     if name in STREAMING or method != "GET":
         pytest.skip("streams and form posts are exercised by their own tests")

@@ -18,7 +18,9 @@ from tests.conftest import TEST_PASSWORD, StaffAccounts, csrf_of, sign_in
 
 def _add_household(db: Database) -> int:
     with db.write_session() as session:
-        household = Household(household_number="000123", head_name="𠮷田　太郎", address="架空県青葉台町本町1-2-3")
+        household = Household(
+            household_number="000123", head_name="𠮷田　太郎", address="架空県青葉台町本町1-2-3"
+        )
         session.add(household)
         session.flush()
         assert household.id is not None
@@ -48,7 +50,9 @@ def _add_household(db: Database) -> int:
         return first_id
 
 
-def test_search_and_view_are_audit_logged(client: TestClient, staff_accounts: StaffAccounts, db: Database) -> None:
+def test_search_and_view_are_audit_logged(
+    client: TestClient, staff_accounts: StaffAccounts, db: Database
+) -> None:
     resident_id = _add_household(db)
     sign_in(client, "clerk")
     found = client.get("/staff/residents", params={"q": "よしだ"})
@@ -83,7 +87,9 @@ def test_missing_resident_is_404(client: TestClient, staff_accounts: StaffAccoun
     assert client.get("/staff/residents/999999").status_code == 404
 
 
-def test_admin_creates_a_user_who_can_sign_in(client: TestClient, staff_accounts: StaffAccounts, db: Database) -> None:
+def test_admin_creates_a_user_who_can_sign_in(
+    client: TestClient, staff_accounts: StaffAccounts, db: Database
+) -> None:
     sign_in(client, "admin")
     token = csrf_of(client, "/admin/users")
     response = client.post(
@@ -114,7 +120,12 @@ def test_bad_new_user_keeps_the_input_and_explains(
     token = csrf_of(client, "/admin/users")
     response = client.post(
         "/admin/users",
-        data={"csrf_token": token, "login_id": "clerk", "display_name": "重複", "password": "a-long-password"},
+        data={
+            "csrf_token": token,
+            "login_id": "clerk",
+            "display_name": "重複",
+            "password": "a-long-password",
+        },
     )
     assert response.status_code == 422
     assert "職員ID「clerk」はすでに使われています。" in response.text
@@ -149,7 +160,8 @@ def test_admin_cannot_remove_own_admin_group(client: TestClient, staff_accounts:
     sign_in(client, "admin")
     token = csrf_of(client, "/admin/users")
     response = client.post(
-        f"/admin/users/{staff_accounts.ids['admin']}", data={"csrf_token": token, "groups": ["clerk"], "active": "on"}
+        f"/admin/users/{staff_accounts.ids['admin']}",
+        data={"csrf_token": token, "groups": ["clerk"], "active": "on"},
     )
     assert response.status_code == 422
     assert "自分自身をシステム管理者グループから外すことはできません。" in response.text

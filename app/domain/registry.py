@@ -38,7 +38,8 @@ class Suppression(StrEnum):
     OTHER = "other"
 
 
-# 続柄 for 住民票, as the 住民記録システム標準仕様書 allows them (the common values).
+# 続柄 for 住民票, as the 住民記録システム標準仕様書 allows them (the common values). The standard
+# writes chains (子の子, 父の母) rather than 孫 or 祖母.
 RELATIONSHIPS: tuple[str, ...] = (
     "世帯主",
     "妻",
@@ -50,9 +51,11 @@ RELATIONSHIPS: tuple[str, ...] = (
     "妻の母",
     "夫の父",
     "夫の母",
-    "祖父",
-    "祖母",
-    "孫",
+    "父の父",
+    "父の母",
+    "母の父",
+    "母の母",
+    "子の子",
     "兄",
     "姉",
     "弟",

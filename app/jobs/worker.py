@@ -42,7 +42,9 @@ async def purge_sessions(ctx: dict[str, Any]) -> int:
 def redis_settings() -> RedisSettings:
     url = get_settings().redis_url
     if not url:
-        raise RuntimeError("MADOGUCHI_REDIS_URL is empty: the worker needs Redis (madoguchi serve starts one)")
+        raise RuntimeError(
+            "MADOGUCHI_REDIS_URL is empty: the worker needs Redis (madoguchi serve starts one)"
+        )
     return RedisSettings.from_dsn(url)
 
 

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect
+from sqlalchemy import DateTime, Dialect, Enum as SAEnum
 from sqlalchemy.types import TypeDecorator
 
 
@@ -30,3 +31,18 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def enum_values(enum_class: type[StrEnum], length: int = 16) -> SAEnum:
+    """Store an enum's values ("1", "resident"), not its member names, as plain VARCHAR.
+
+    Core systems and CSV files speak the values; a non-native enum needs no database type to
+    migrate when a value is added.
+    """
+    return SAEnum(
+        enum_class,
+        values_callable=lambda members: [member.value for member in members],
+        native_enum=False,
+        length=length,
+        validate_strings=True,
+    )

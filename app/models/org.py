@@ -9,12 +9,14 @@ from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
 from app.domain.registry import DeviceKind, SiteKind
-from app.models._types import UTCDateTime, utcnow
+from app.models._types import UTCDateTime, enum_values, utcnow
 
 
 class Municipality(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
-    code: str = Field(max_length=6, unique=True, description="全国地方公共団体コード (6 digits with check digit)")
+    code: str = Field(
+        max_length=6, unique=True, description="全国地方公共団体コード (6 digits with check digit)"
+    )
     name: str = Field(max_length=64)
     name_kana: str = Field(default="", max_length=128)
     prefecture: str = Field(default="", max_length=16)
@@ -30,7 +32,7 @@ class Site(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     municipality_id: int = Field(foreign_key="municipality.id", index=True)
     name: str = Field(max_length=64)
-    kind: SiteKind = Field(default=SiteKind.MAIN_OFFICE, max_length=16)
+    kind: SiteKind = Field(default=SiteKind.MAIN_OFFICE, sa_type=enum_values(SiteKind))
     address: str = Field(default="", max_length=255)
 
 
@@ -50,8 +52,10 @@ class Device(SQLModel, table=True):
     location_id: int = Field(foreign_key="location.id", index=True)
     code: str = Field(max_length=8, unique=True, description="Terminal code printed in 発行番号")
     name: str = Field(max_length=64)
-    kind: DeviceKind = Field(default=DeviceKind.KIOSK, max_length=16)
-    token_hash: str = Field(default="", max_length=128, description="SHA-256 of the device token; never the token")
+    kind: DeviceKind = Field(default=DeviceKind.KIOSK, sa_type=enum_values(DeviceKind))
+    token_hash: str = Field(
+        default="", max_length=128, description="SHA-256 of the device token; never the token"
+    )
     revoked: bool = Field(default=False)
     last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     status: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

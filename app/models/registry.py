@@ -14,7 +14,7 @@ from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from app.domain.registry import ResidentStatus, Sex
-from app.models._types import UTCDateTime, utcnow
+from app.models._types import UTCDateTime, enum_values, utcnow
 
 
 class Household(SQLModel, table=True):
@@ -44,7 +44,7 @@ class Resident(SQLModel, table=True):
     search_key: str = Field(default="", max_length=512, description="Normalised names for search only")
     birth_date: date | None = Field(default=None)
     birth_date_text: str = Field(default="", max_length=32, description="Original text, e.g. 「昭和20年頃」")
-    sex: Sex = Field(max_length=1)
+    sex: Sex = Field(sa_type=enum_values(Sex, 1))
     nationality: str = Field(default="", max_length=64, description="Empty for Japanese nationals")
     postal_code: str = Field(default="", max_length=8)
     address: str = Field(max_length=255)
@@ -56,10 +56,12 @@ class Resident(SQLModel, table=True):
     address_set_on: date | None = Field(default=None, description="住所を定めた年月日")
     address_set_text: str = Field(default="", max_length=32)
     previous_address: str = Field(default="", max_length=255, description="転入前住所")
-    status: ResidentStatus = Field(default=ResidentStatus.RESIDENT, max_length=16, index=True)
+    status: ResidentStatus = Field(default=ResidentStatus.RESIDENT, sa_type=enum_values(ResidentStatus), index=True)
     status_changed_on: date | None = Field(default=None, description="転出(予定)日, 死亡日 …")
     suppressions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    auth_cert_serial: str = Field(default="", max_length=64, index=True, description="利用者証明用電子証明書 serial")
+    auth_cert_serial: str = Field(
+        default="", max_length=64, index=True, description="利用者証明用電子証明書 serial"
+    )
     sign_cert_serial: str = Field(default="", max_length=64, description="署名用電子証明書 serial")
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -138,7 +138,9 @@ def verify(session: Session, *, max_problems: int = 50) -> VerifyReport:
         if entry.seq != expected_seq:
             problem(f"seq {expected_seq}: missing; the chain jumps to seq {entry.seq} (entry deleted?)")
         if entry.prev_hash != prev_hash:
-            problem(f"seq {entry.seq}: prev_hash does not match the entry before it (entry inserted or deleted?)")
+            problem(
+                f"seq {entry.seq}: prev_hash does not match the entry before it (entry inserted or deleted?)"
+            )
         if compute_hash(entry) != entry.entry_hash:
             problem(f"seq {entry.seq}: contents do not match its hash (entry edited?)")
         expected_seq = entry.seq + 1

@@ -81,7 +81,9 @@ def login(
 
     actor = Actor(type="staff", id=str(user.id), name=f"{user.display_name} ({user.login_id})", ip=ip)
     if user.locked_until is not None and user.locked_until > now:
-        audit.record(session, actor, "auth.login_refused_locked", target_type="staff_user", target_id=str(user.id))
+        audit.record(
+            session, actor, "auth.login_refused_locked", target_type="staff_user", target_id=str(user.id)
+        )
         return LoginResult(user=None, failure=LoginFailure.LOCKED, locked_until=user.locked_until)
 
     if not verify_password(user.password_hash, password):

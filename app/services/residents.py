@@ -70,7 +70,9 @@ def view(session: Session, actor: Actor, resident_id: int) -> ResidentView | Non
     ).first()
     taxes = list(
         session.exec(
-            select(TaxRecord).where(TaxRecord.resident_id == resident_id).order_by(col(TaxRecord.fiscal_year).desc())
+            select(TaxRecord)
+            .where(TaxRecord.resident_id == resident_id)
+            .order_by(col(TaxRecord.fiscal_year).desc())
         ).all()
     )
     audit.record(

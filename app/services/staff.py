@@ -134,7 +134,11 @@ def update_user(
         raise StaffError("自分自身をシステム管理者グループから外すことはできません。")
     if new_password and len(new_password) < MIN_PASSWORD_LENGTH:
         raise StaffError(f"パスワードは{MIN_PASSWORD_LENGTH}文字以上にしてください。")
-    before = {"groups": group_names_of(session, user_id), "active": user.active, "locked": user.locked_until is not None}
+    before = {
+        "groups": group_names_of(session, user_id),
+        "active": user.active,
+        "locked": user.locked_until is not None,
+    }
     session.exec(delete(UserGroup).where(col(UserGroup.user_id) == user_id))
     for name in wanted:
         group_id = known[name].id
@@ -154,5 +158,7 @@ def update_user(
     detail: dict[str, object] = {"before": before, "after": after}
     if new_password:
         detail["password_reset"] = True
-    audit.record(session, actor, "staff_user.update", target_type="staff_user", target_id=user_id, detail=detail)
+    audit.record(
+        session, actor, "staff_user.update", target_type="staff_user", target_id=user_id, detail=detail
+    )
     return user

@@ -153,7 +153,8 @@ def audit_log(request: Request) -> Response:
     statement = select(AuditEntry)
     if filters.actor:
         statement = statement.where(
-            col(AuditEntry.actor_name).contains(filters.actor, autoescape=True) | (AuditEntry.actor_id == filters.actor)
+            col(AuditEntry.actor_name).contains(filters.actor, autoescape=True)
+            | (AuditEntry.actor_id == filters.actor)
         )
     if filters.action:
         statement = statement.where(col(AuditEntry.action).startswith(filters.action, autoescape=True))

@@ -29,7 +29,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        hub = EventHub.from_url(settings.effective_events_url, replay_size=settings.event_replay_size, db=database)
+        hub = EventHub.from_url(
+            settings.effective_events_url, replay_size=settings.event_replay_size, db=database
+        )
         await hub.start()
         app.state.hub = hub
         try:

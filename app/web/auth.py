@@ -27,7 +27,13 @@ async def login_page(request: Request) -> Response:
 
 
 def _render_login(
-    request: Request, *, next_url: str, error: str = "", login_id: str = "", expired: bool = False, status: int = 200
+    request: Request,
+    *,
+    next_url: str,
+    error: str = "",
+    login_id: str = "",
+    expired: bool = False,
+    status: int = 200,
 ) -> Response:
     templates = request.app.state.templates
     response: Response = templates.TemplateResponse(
@@ -61,7 +67,6 @@ async def login_submit(request: Request) -> Response:
             return result
 
     result = await run_in_threadpool(_login)
-    del password
     if result.failure is auth_service.LoginFailure.LOCKED:
         error = i18n.gettext(
             "This account is locked after too many wrong passwords. Try again later or ask an administrator."

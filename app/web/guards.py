@@ -93,7 +93,9 @@ async def _csrf_ok(request: Request) -> bool:
     return bool(keys.csrf_valid(cookie, token))
 
 
-def guard(endpoint: Endpoint, permission: Permission | None, csrf: bool) -> Callable[[Request], Awaitable[Response]]:
+def guard(
+    endpoint: Endpoint, permission: Permission | None, csrf: bool
+) -> Callable[[Request], Awaitable[Response]]:
     is_async = _is_async(endpoint)
 
     async def guarded(request: Request) -> Response:
@@ -153,11 +155,15 @@ class AppRoute(Route):
         super().__init__(path, guard(endpoint, permission, csrf), name=name, methods=list(methods))
 
 
-def staff(path: str, endpoint: Endpoint, *, name: str, permission: Permission, methods: Sequence[str] = ("GET",)) -> AppRoute:
+def staff(
+    path: str, endpoint: Endpoint, *, name: str, permission: Permission, methods: Sequence[str] = ("GET",)
+) -> AppRoute:
     return AppRoute(path, endpoint, name=name, permission=permission, methods=methods)
 
 
-def public(path: str, endpoint: Endpoint, *, name: str, methods: Sequence[str] = ("GET",), csrf: bool = True) -> AppRoute:
+def public(
+    path: str, endpoint: Endpoint, *, name: str, methods: Sequence[str] = ("GET",), csrf: bool = True
+) -> AppRoute:
     return AppRoute(path, endpoint, name=name, permission=None, methods=methods, csrf=csrf)
 
 

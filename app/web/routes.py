@@ -29,7 +29,12 @@ def routes() -> list[BaseRoute]:
         # Staff screens
         public("/staff", home.staff_root, name="staff:root"),
         staff("/staff/", staff_views.home, name="staff:home", permission=P.STAFF),
-        staff("/staff/residents", staff_views.resident_search, name="staff:residents", permission=P.RESIDENT_READ),
+        staff(
+            "/staff/residents",
+            staff_views.resident_search,
+            name="staff:residents",
+            permission=P.RESIDENT_READ,
+        ),
         staff(
             "/staff/residents/{resident_id:int}",
             staff_views.resident_detail,
@@ -49,7 +54,11 @@ def routes() -> list[BaseRoute]:
         staff("/admin/", admin.home, name="admin:home", permission=P.USERS_MANAGE),
         staff("/admin/users", admin.users, name="admin:users", permission=P.USERS_MANAGE),
         staff(
-            "/admin/users", admin.user_create, name="admin:user-create", permission=P.USERS_MANAGE, methods=["POST"]
+            "/admin/users",
+            admin.user_create,
+            name="admin:user-create",
+            permission=P.USERS_MANAGE,
+            methods=["POST"],
         ),
         staff(
             "/admin/users/{user_id:int}",

@@ -6,8 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.services import residents
-from app.web.htmx import is_htmx
 from app.web.guards import client_ip, user_of
+from app.web.htmx import is_htmx
 
 
 def home(request: Request) -> Response:
