@@ -10,12 +10,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import uvicorn
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
@@ -182,3 +186,38 @@ def sign_in(client: TestClient, login_id: str, password: str = TEST_PASSWORD) ->
         data={"login_id": login_id, "password": password, "csrf_token": token, "next": "/staff/"},
     )
     assert response.status_code == 303, response.text
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class LiveServer:
+    url: str
+    db: Database
+    staff: StaffAccounts
+
+
+@pytest.fixture
+def live_server(sqlite_db: Database, tmp_path: Path, password_hash: str) -> Iterator[LiveServer]:
+    from app.web.app import create_app
+
+    staff = make_staff(sqlite_db, password_hash)
+    port = _free_port()
+    app = create_app(make_settings(tmp_path, sqlite_db, port=port), db=sqlite_db)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("live server did not start")
+        time.sleep(0.02)
+    yield LiveServer(url=f"http://127.0.0.1:{port}", db=sqlite_db, staff=staff)
+    server.should_exit = True
+    thread.join(timeout=10)

@@ -15,7 +15,8 @@ class Permission(StrEnum):
     AUDIT_READ = "audit.read"
     USERS_MANAGE = "users.manage"
     SETTINGS_MANAGE = "settings.manage"
-    DEVICES_MANAGE = "devices.manage"
+    DEVICES_MANAGE = "devices.manage"  # register, rotate and revoke device tokens
+    PRINT_MANAGE = "print.manage"  # cancel and retry print jobs
 
 
 # label_ja, label_en, permissions
@@ -30,6 +31,7 @@ DEFAULT_GROUPS: dict[str, tuple[str, str, frozenset[Permission]]] = {
                 Permission.EVENTS_VIEW,
                 Permission.CERTIFICATE_ISSUE,
                 Permission.LIFE_EVENT_HANDLE,
+                Permission.PRINT_MANAGE,
             }
         ),
     ),
@@ -55,6 +57,7 @@ DEFAULT_GROUPS: dict[str, tuple[str, str, frozenset[Permission]]] = {
                 Permission.USERS_MANAGE,
                 Permission.SETTINGS_MANAGE,
                 Permission.DEVICES_MANAGE,
+                Permission.PRINT_MANAGE,
             }
         ),
     ),

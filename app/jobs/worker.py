@@ -12,6 +12,7 @@ from arq.connections import RedisSettings
 from app.config import get_settings
 from app.db import Database
 from app.services.auth import purge_expired_sessions
+from app.services.devices import expire_jobs
 
 log = logging.getLogger("madoguchi.worker")
 
@@ -39,6 +40,17 @@ async def purge_sessions(ctx: dict[str, Any]) -> int:
     return removed
 
 
+async def expire_print_jobs(ctx: dict[str, Any]) -> int:
+    """Fail print jobs past their expiry, with a reason staff can read (idempotent)."""
+    db: Database = ctx["db"]
+    with db.write_session() as session:
+        expired = expire_jobs(session)
+        session.commit()
+    if expired:
+        log.info("expired %d print jobs", expired)
+    return expired
+
+
 def redis_settings() -> RedisSettings:
     url = get_settings().redis_url
     if not url:
@@ -51,8 +63,11 @@ def redis_settings() -> RedisSettings:
 class WorkerSettings:
     """Passed to arq's run_worker with `redis_settings=redis_settings()` (see app.cli)."""
 
-    functions = [purge_sessions]
-    cron_jobs = [cron(purge_sessions, minute={0, 15, 30, 45}, run_at_startup=True)]
+    functions = [purge_sessions, expire_print_jobs]
+    cron_jobs = [
+        cron(purge_sessions, minute={0, 15, 30, 45}, run_at_startup=True),
+        cron(expire_print_jobs, minute=set(range(0, 60, 5)), run_at_startup=True),
+    ]
     on_startup = startup
     on_shutdown = shutdown
     max_jobs = 10

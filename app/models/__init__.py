@@ -1,6 +1,7 @@
 """SQLModel tables. Importing this package registers every table on SQLModel.metadata."""
 
 from app.models.audit import AuditEntry, AuditHead, EventRecord
+from app.models.devices import PrintJob
 from app.models.org import Device, Location, Municipality, Site
 from app.models.registry import Household, Resident, SealRegistration, TaxRecord
 from app.models.staff import GroupPermission, StaffGroup, StaffSession, StaffUser, UserGroup
@@ -14,6 +15,7 @@ __all__ = [
     "Household",
     "Location",
     "Municipality",
+    "PrintJob",
     "Resident",
     "SealRegistration",
     "Site",

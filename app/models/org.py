@@ -54,8 +54,9 @@ class Device(SQLModel, table=True):
     name: str = Field(max_length=64)
     kind: DeviceKind = Field(default=DeviceKind.KIOSK, sa_type=enum_values(DeviceKind))
     token_hash: str = Field(
-        default="", max_length=128, description="SHA-256 of the device token; never the token"
+        default="", max_length=128, index=True, description="SHA-256 of the device token; never the token"
     )
+    token_set_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked: bool = Field(default=False)
     last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     status: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -56,7 +56,9 @@ class Resident(SQLModel, table=True):
     address_set_on: date | None = Field(default=None, description="住所を定めた年月日")
     address_set_text: str = Field(default="", max_length=32)
     previous_address: str = Field(default="", max_length=255, description="転入前住所")
-    status: ResidentStatus = Field(default=ResidentStatus.RESIDENT, sa_type=enum_values(ResidentStatus), index=True)
+    status: ResidentStatus = Field(
+        default=ResidentStatus.RESIDENT, sa_type=enum_values(ResidentStatus), index=True
+    )
     status_changed_on: date | None = Field(default=None, description="転出(予定)日, 死亡日 …")
     suppressions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     auth_cert_serial: str = Field(

@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from app.config import Settings, get_settings
 from app.db import Database
 from app.events import EventHub
+from app.storage import LocalObjectStore
 from app.web.errors import http_error, server_error
 from app.web.middleware import RequestContextMiddleware
 from app.web.routes import routes
@@ -58,4 +59,5 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.db = database
     app.state.keys = keys
     app.state.templates = make_templates()
+    app.state.objects = LocalObjectStore(settings.data_dir / "objects")
     return app

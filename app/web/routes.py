@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from app.domain.permissions import Permission as P
-from app.web import admin, auth, events, home, kiosk, staff as staff_views
+from app.web import admin, auth, devices, events, home, kiosk, staff as staff_views
 from app.web.guards import public, staff
 from app.web.templating import STATIC_DIR
 
@@ -50,6 +50,14 @@ def routes() -> list[BaseRoute]:
             methods=["POST"],
         ),
         staff("/events/stream", events.event_stream, name="events:stream", permission=P.EVENTS_VIEW),
+        staff("/staff/devices", devices.staff_devices, name="staff:devices", permission=P.STAFF),
+        staff(
+            "/staff/print-jobs/{job_id:int}/{action:str}",
+            devices.staff_job_action,
+            name="staff:print-job-action",
+            permission=P.PRINT_MANAGE,
+            methods=["POST"],
+        ),
         # Administration
         staff("/admin/", admin.home, name="admin:home", permission=P.USERS_MANAGE),
         staff("/admin/users", admin.users, name="admin:users", permission=P.USERS_MANAGE),
@@ -68,5 +76,30 @@ def routes() -> list[BaseRoute]:
             methods=["POST"],
         ),
         staff("/admin/audit", admin.audit_log, name="admin:audit", permission=P.AUDIT_READ),
+        staff("/admin/devices", devices.admin_devices, name="admin:devices", permission=P.DEVICES_MANAGE),
+        staff(
+            "/admin/devices",
+            devices.admin_device_register,
+            name="admin:device-register",
+            permission=P.DEVICES_MANAGE,
+            methods=["POST"],
+        ),
+        staff(
+            "/admin/devices/{device_id:int}/{action:str}",
+            devices.admin_device_action,
+            name="admin:device-action",
+            permission=P.DEVICES_MANAGE,
+            methods=["POST"],
+        ),
+        # Device bridge API: bearer tokens, no cookies, so no CSRF (see app/web/devices.py)
+        public("/devices/api/stream", devices.api_stream, name="devices:stream", csrf=False),
+        public("/devices/api/heartbeat", devices.api_heartbeat, name="devices:heartbeat", methods=["POST"], csrf=False),
+        public("/devices/api/events", devices.api_event, name="devices:events", methods=["POST"], csrf=False),
+        public(
+            "/devices/api/jobs/{job_id:int}", devices.api_job_report, name="devices:job", methods=["POST"], csrf=False
+        ),
+        public(
+            "/devices/api/jobs/{job_id:int}/document", devices.api_job_document, name="devices:job-document", csrf=False
+        ),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]

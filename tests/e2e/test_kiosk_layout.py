@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import LiveServer
+from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.e2e
 

@@ -7,8 +7,7 @@ import re
 import pytest
 
 from app.services.audit import verify
-from tests.conftest import TEST_PASSWORD
-from tests.e2e.conftest import LiveServer
+from tests.conftest import TEST_PASSWORD, LiveServer
 
 pytestmark = pytest.mark.e2e
 
