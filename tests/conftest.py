@@ -33,6 +33,12 @@ from app.services.passwords import hash_password
 from app.services.staff import ensure_default_groups
 
 POSTGRES_URL = os.environ.get("MADOGUCHI_TEST_POSTGRES_URL", "")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests last: sync Playwright keeps an event loop on the main thread until the
+    session ends, and tests that start their own loop after it would fail."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
 TEST_PASSWORD = "correct-horse-battery"
 
 

@@ -11,6 +11,7 @@ from arq.connections import RedisSettings
 
 from app.config import get_settings
 from app.db import Database
+from app.events import set_event_sink, sink_for_url
 from app.services.auth import purge_expired_sessions
 from app.services.devices import expire_jobs
 
@@ -21,11 +22,17 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     ctx["settings"] = settings
     ctx["db"] = Database(settings.effective_database_url)
+    # Events published by jobs reach the web processes through Redis.
+    ctx["sink"] = sink_for_url(settings.effective_events_url)
+    set_event_sink(ctx["sink"])
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     db: Database = ctx["db"]
     db.dispose()
+    set_event_sink(None)
+    if ctx.get("sink") is not None:
+        ctx["sink"].close()
 
 
 async def purge_sessions(ctx: dict[str, Any]) -> int:

@@ -1,0 +1,132 @@
+"""Publishing from service code: write the EventRecord in the caller's transaction, hand the event
+over only after that transaction commits (Zulip's ``send_event_on_commit``).
+
+Service code runs in Starlette's threadpool, the arq worker or the CLI. It hands events to one
+process-wide *sink*: the running EventHub (thread-safe) in a web process, a blocking Redis
+PUBLISH in a process without a hub, or nothing (``memory://`` reaches only its own process).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import event as sa_event, inspect
+from sqlalchemy.orm import Session as OrmSession, SessionTransaction
+from sqlmodel import Session, col, select
+
+from app.db import Database
+from app.events.broker import DEFAULT_CHANNEL, RedisSyncPublisher, is_redis_url
+from app.events.types import Event, check_event_type, check_topic, json_roundtrip
+from app.models import EventRecord
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[Event], None]
+
+_PENDING = "madoguchi.events.pending"
+_sink_lock = threading.Lock()
+_sink: EventSink | None = None
+
+
+def set_event_sink(sink: EventSink | None) -> EventSink | None:
+    """Install the process-wide sink (None: drop events); returns the previous one.
+
+    A sink is called from whichever thread commits, so it must be thread-safe.
+    """
+    global _sink
+    with _sink_lock:
+        previous, _sink = _sink, sink
+    return previous
+
+
+def get_event_sink() -> EventSink | None:
+    return _sink
+
+
+def sink_for_url(url: str, *, channel: str = DEFAULT_CHANNEL) -> EventSink | None:
+    """The sink for a process without a hub: blocking Redis PUBLISH, or None for ``memory://``.
+
+    CLI and worker start-up: ``set_event_sink(sink_for_url(settings.effective_events_url))``.
+    """
+    return RedisSyncPublisher(url, channel=channel) if is_redis_url(url) else None
+
+
+def send_event_rollback_unsafe(event: Event) -> None:
+    """Hand `event` to the sink now, whatever becomes of the transaction that wrote it.
+
+    Only for after-commit hooks and tests: an event sent before its commit can announce a
+    change that is then rolled back.
+    """
+    sink = _sink
+    if sink is None:
+        log.debug(
+            "no event sink in this process; event %s (%s/%s) dropped", event.id, event.topic, event.type
+        )
+        return
+    sink(event)
+
+
+def publish_on_commit(
+    session: Session, topic: str, type: str, data: Mapping[str, Any] | None = None
+) -> EventRecord:
+    """Record an event in `session`'s transaction; publish it once that transaction commits.
+
+    Flushes the session to get the event id (ids follow commit order on SQLite, whose writers
+    hold the write lock from their first statement). Nothing is published if the transaction
+    rolls back, or if the savepoint that wrote the record rolls back.
+
+    Raises EventError for an unknown topic, a bad type, or data that is not JSON.
+    """
+    check_topic(topic)
+    check_event_type(type)
+    payload = json_roundtrip(data or {})
+    record = EventRecord(topic=topic, type=type, data=payload)
+    session.add(record)
+    session.flush()
+    assert record.id is not None
+    # Built now: after the commit the record may be expired and no SQL may run in the hook.
+    event = Event(id=record.id, topic=topic, type=type, data=json_roundtrip(payload), at=record.at)
+    session.info.setdefault(_PENDING, []).append((record, event))
+    return record
+
+
+@sa_event.listens_for(OrmSession, "after_commit")
+def _publish_after_commit(session: OrmSession) -> None:
+    pending: list[tuple[EventRecord, Event]] = session.info.pop(_PENDING, [])
+    for record, event in pending:
+        if inspect(record).transient:
+            continue  # written inside a savepoint that rolled back
+        try:
+            send_event_rollback_unsafe(event)
+        except Exception:
+            # The commit has happened; failing the request now would report a false error.
+            log.exception("event %s (%s/%s) committed but not published", event.id, event.topic, event.type)
+
+
+@sa_event.listens_for(OrmSession, "after_soft_rollback")
+def _forget_after_rollback(session: OrmSession, previous_transaction: SessionTransaction) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(_PENDING, None)
+
+
+def event_from_record(record: EventRecord) -> Event:
+    assert record.id is not None
+    return Event(id=record.id, topic=record.topic, type=record.type, data=record.data, at=record.at)
+
+
+def load_events(db: Database, *, after_id: int | None, limit: int) -> tuple[list[Event], int | None]:
+    """The newest `limit` events with id > `after_id`, oldest first.
+
+    Also returns the id of the newest event left out because of `limit` (None if none was):
+    a client that has seen less than that id needs a full reload.
+    """
+    statement = select(EventRecord).order_by(col(EventRecord.id).desc()).limit(limit + 1)
+    if after_id is not None:
+        statement = statement.where(col(EventRecord.id) > after_id)
+    with db.session() as session:
+        records = list(session.exec(statement))
+    dropped = records[limit].id if len(records) > limit else None
+    return [event_from_record(record) for record in reversed(records[:limit])], dropped
