@@ -71,6 +71,7 @@ def build_app(data_dir: Path, events_url: str, channel: str) -> Any:
     from app.domain.permissions import Permission
     from app.events import EventHub, publish_on_commit
     from app.web.events import event_stream
+    from app.web.templating import install_i18n
 
     @dc(frozen=True)
     class BenchUser:
@@ -150,6 +151,7 @@ def build_app(data_dir: Path, events_url: str, channel: str) -> Any:
     bench_app.state.settings = settings
     bench_app.state.db = db
     bench_app.state.templates = Jinja2Blocks(directory=str(ROOT / "templates"))
+    install_i18n(bench_app.state.templates.env)
     return bench_app
 
 

@@ -34,6 +34,7 @@ from app.db import Database
 from app.domain.permissions import Permission
 from app.events import EventHub, publish_on_commit, set_event_sink
 from app.web.events import event_stream, events_page, send_test_event
+from app.web.templating import install_i18n
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 # The real staff/base.html belongs to the web layer; a stub keeps these tests about events.
@@ -78,6 +79,7 @@ def build_app(settings: Settings, db: Database) -> Starlette:
         ),
         autoescape=True,
     )
+    install_i18n(env)
 
     def csrf(request: Request) -> dict[str, Any]:
         return {"csrf_token": "test-csrf-token"}
@@ -296,7 +298,7 @@ def test_page_lists_latest_events_and_connects_after_them(server: Server, http: 
     response = http.get("/staff/events")
     assert response.status_code == 200
     html = response.text
-    assert "ライブイベント / Live events" in html
+    assert "<h1>ライブイベント</h1>" in html
     assert all(f'id="event-{i}"' in html for i in shown)
     assert f'id="event-{hidden}"' not in html
     # Resume after the newest event of all, shown or not, so nothing comes twice.

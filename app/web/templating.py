@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from jinja2 import Environment
 from jinja2_fragments.starlette import Jinja2Blocks
 from starlette.requests import Request
 
@@ -41,13 +42,18 @@ def _context(request: Request) -> dict[str, Any]:
     }
 
 
-def make_templates() -> Jinja2Blocks:
-    templates = Jinja2Blocks(directory=str(TEMPLATE_DIR), context_processors=[_context])
-    env = templates.env
+def install_i18n(env: Environment) -> None:
+    """`_()`, `gettext()` and `ngettext()` in templates, in the current request's language."""
     env.add_extension("jinja2.ext.i18n")
     env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext=i18n.gettext, ngettext=i18n.ngettext, newstyle=True
     )
+
+
+def make_templates() -> Jinja2Blocks:
+    templates = Jinja2Blocks(directory=str(TEMPLATE_DIR), context_processors=[_context])
+    env = templates.env
+    install_i18n(env)
     env.filters["local_time"] = local_time
     env.filters["iso_date"] = iso_date
     env.globals["static_version"] = "1"
