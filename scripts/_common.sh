@@ -8,15 +8,18 @@ MADOGUCHI_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export MADOGUCHI_ROOT
 
 # What the app needs at run time: Japanese fonts (IPAex and the MJ glyphs for 外字), Redis, the
-# PC/SC daemon with the virtual reader driver, WeasyPrint's libraries, and a Python for uv.
+# PC/SC daemon with the virtual reader driver, CUPS (office printing; the demo's simulated
+# office printer is a CUPS queue), WeasyPrint's libraries, and a Python for uv. pyscard is built
+# from source, so its compiler, headers and swig come too.
 # shellcheck disable=SC2034  # used by the scripts that source this file
 DEMO_APT_PACKAGES=(
-  fonts-ipaexfont fonts-ipamj-mincho redis-server pcscd vsmartcard-vpcd
+  fonts-ipaexfont fonts-ipamj-mincho redis-server pcscd vsmartcard-vpcd cups cups-bsd
   libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 python3 python3-venv
+  gcc python3-dev swig libpcsclite-dev
 )
-# What the test suite needs on top: a PostgreSQL server, the browser, PDF and QR tools, CUPS.
+# What the test suite needs on top: a PostgreSQL server, the browser, PDF and QR tools.
 # shellcheck disable=SC2034
-TEST_APT_PACKAGES=(postgresql chromium poppler-utils zbar-tools cups cups-bsd)
+TEST_APT_PACKAGES=(postgresql chromium poppler-utils zbar-tools)
 
 # uv: install from the lock file only, never re-lock behind the developer's back, and never fetch
 # a Python build from the internet (Debian 12's python3 is 3.11, which is what the project needs).
