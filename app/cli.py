@@ -220,12 +220,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_bridge(args: argparse.Namespace) -> int:
-    print(
-        "The device bridge (card readers, printers) is not part of this release yet; "
-        "see docs/devices.md for its status.",
-        file=sys.stderr,
+    from device_bridge.client import main as bridge_main
+
+    return bridge_main(
+        ["--config", str(args.config), *(["--log-level", args.log_level] if args.log_level else [])]
     )
-    return 2
+
+
+def _wait_for_http(url: str, timeout: float = 30.0) -> bool:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.2)
+    return False
 
 
 def _wait_for_socket(path: Path, timeout: float = 10.0) -> bool:
@@ -326,7 +339,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     if args.demo:
-        print("(--demo: simulated card readers and printers arrive with the device bridge; none started yet)")
+        # Simulated printers and card, real bridges, and their console (device_bridge/simulators/demo.py).
+        local = f"http://127.0.0.1:{settings.port}"
+        demo_args = [sys.executable, "-m", "device_bridge.simulators.demo", "--server-url", local]
+        demo_args += ["--console-port", str(settings.port + 1)]
+        _wait_for_http(f"{local}/health")
+        children.append(("demo devices", subprocess.Popen(demo_args, env=env)))
 
     stopping = False
     failed = False
@@ -374,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bridge = sub.add_parser("bridge", help="the device bridge on a terminal PC")
     bridge.add_argument("--config", type=Path, default=Path("bridge.toml"))
+    bridge.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     bridge.set_defaults(func=cmd_bridge)
 
     db = sub.add_parser("db", help="database commands")
@@ -387,7 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--reset", action="store_true", help="replace existing registry data")
     demo.add_argument("--if-empty", action="store_true", help="do nothing when residents exist")
     demo.add_argument(
-        "--today", type=date.fromisoformat, default=None, help="the town's 'today' (YYYY-MM-DD), for repeatable data"
+        "--today",
+        type=date.fromisoformat,
+        default=None,
+        help="the town's 'today' (YYYY-MM-DD), for repeatable data",
     )
     demo.set_defaults(func=cmd_demo_data)
 
