@@ -39,6 +39,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Browser tests last: sync Playwright keeps an event loop on the main thread until the
     session ends, and tests that start their own loop after it would fail."""
     items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
 TEST_PASSWORD = "correct-horse-battery"
 
 

@@ -93,13 +93,26 @@ def routes() -> list[BaseRoute]:
         ),
         # Device bridge API: bearer tokens, no cookies, so no CSRF (see app/web/devices.py)
         public("/devices/api/stream", devices.api_stream, name="devices:stream", csrf=False),
-        public("/devices/api/heartbeat", devices.api_heartbeat, name="devices:heartbeat", methods=["POST"], csrf=False),
+        public(
+            "/devices/api/heartbeat",
+            devices.api_heartbeat,
+            name="devices:heartbeat",
+            methods=["POST"],
+            csrf=False,
+        ),
         public("/devices/api/events", devices.api_event, name="devices:events", methods=["POST"], csrf=False),
         public(
-            "/devices/api/jobs/{job_id:int}", devices.api_job_report, name="devices:job", methods=["POST"], csrf=False
+            "/devices/api/jobs/{job_id:int}",
+            devices.api_job_report,
+            name="devices:job",
+            methods=["POST"],
+            csrf=False,
         ),
         public(
-            "/devices/api/jobs/{job_id:int}/document", devices.api_job_document, name="devices:job-document", csrf=False
+            "/devices/api/jobs/{job_id:int}/document",
+            devices.api_job_document,
+            name="devices:job-document",
+            csrf=False,
         ),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
