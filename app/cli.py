@@ -58,8 +58,17 @@ def _require_schema(settings: Settings) -> None:
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from app.migrate import upgrade
 
+    from app.services.staff import ensure_default_groups
+
     settings = _settings()
     upgrade(settings.effective_database_url)
+    db = _database(settings)
+    try:
+        with db.write_session() as session:
+            ensure_default_groups(session)  # built-in groups get the permissions this release adds
+            session.commit()
+    finally:
+        db.dispose()
     print(f"database is up to date: {_redact(settings.effective_database_url)}")
     return 0
 
@@ -189,12 +198,20 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     settings = _settings()
     _require_schema(settings)
+    workers = args.workers or settings.web_workers
+    if workers > 1 and settings.effective_events_url == "memory://":
+        print(
+            f"{workers} web processes need Redis for events: memory:// cannot cross processes.\n"
+            "  → set MADOGUCHI_REDIS_URL (or use `madoguchi serve`, which starts one)",
+            file=sys.stderr,
+        )
+        return 2
     uvicorn.run(
         "app.web.app:create_app",
         factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,
-        workers=args.workers,
+        workers=workers,
         log_level=settings.log_level,
         proxy_headers=True,
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
@@ -314,6 +331,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print("the private redis-server did not start", file=sys.stderr)
             return 1
         env["MADOGUCHI_REDIS_URL"] = f"unix://{socket_path}"
+    if args.demo and not settings.jpki_trust_roots:
+        # Kiosks trust the demo JPKI CA that device_bridge/simulators/demo.py keeps (never J-LIS's).
+        demo_ca = (settings.data_dir / "demo" / "cards" / "ca" / "auth-ca").resolve()
+        env["MADOGUCHI_JPKI_TRUST_ROOTS"] = str(demo_ca / "cert.pem")
+        env["MADOGUCHI_JPKI_CRLS"] = str(demo_ca / "crl.pem")
     command = [sys.executable, "-m", "app.cli"]
     children.append(("worker", subprocess.Popen([*command, "worker"], env=env)))
     web_args = [*command, "web", "--host", settings.host, "--port", str(settings.port)]
@@ -384,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     web = sub.add_parser("web", help="the web server only")
     web.add_argument("--host")
     web.add_argument("--port", type=int)
-    web.add_argument("--workers", type=int, default=1)
+    web.add_argument("--workers", type=int, default=0, help="default MADOGUCHI_WEB_WORKERS")
     web.set_defaults(func=cmd_web)
 
     worker = sub.add_parser("worker", help="the background worker only (needs MADOGUCHI_REDIS_URL)")

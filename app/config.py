@@ -71,6 +71,29 @@ class Settings(BaseSettings):
     sse_ping_seconds: int = Field(
         default=15, ge=1, le=300, description="Heartbeat interval on event streams."
     )
+    jpki_trust_roots: str = Field(
+        default="",
+        description="Comma-separated PEM files of the roots that issue 利用者証明用電子証明書 (J-LIS's, "
+        "or the demo CA's). Empty: kiosks cannot check cards.",
+    )
+    jpki_crls: str = Field(
+        default="",
+        description="Comma-separated CRL files (PEM or DER) for revocation by serial. A stale or "
+        "unverifiable CRL refuses cards (fail closed).",
+    )
+    jpki_revoked_serials: str = Field(
+        default="",
+        description="A text file of revoked certificate serials (hex, one a line), used when no CRL is set.",
+    )
+    signing_key_file: str = Field(
+        default="",
+        description="PEM private key (PKCS#8) that signs certificate PDFs (PAdES). Empty: a key made "
+        "once in <data_dir>/signing — fine for trials, replace with the municipality's (LGPKI) key.",
+    )
+    signing_cert_file: str = Field(default="", description="PEM certificate of the signing key.")
+    signing_chain_files: str = Field(
+        default="", description="Comma-separated PEM files of the signing certificate's chain (to the root)."
+    )
     default_locale: Literal["ja", "en"] = Field(default="ja", description="Language of screens by default.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
     web_workers: int = Field(
@@ -115,6 +138,10 @@ class Settings(BaseSettings):
 
     # Derived values -------------------------------------------------------------------------
 
+    @staticmethod
+    def paths(value: str) -> list[Path]:
+        return [Path(part.strip()) for part in value.split(",") if part.strip()]
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'madoguchi.db'}"
@@ -126,6 +153,14 @@ class Settings(BaseSettings):
     @property
     def private_redis_socket(self) -> Path:
         return (self.data_dir / "redis.sock").resolve()
+
+    @property
+    def base_url(self) -> str:
+        """Where users reach the server (verification QR codes on certificates point here)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0") else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def cookie_secure(self) -> bool:

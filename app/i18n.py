@@ -18,7 +18,9 @@ from babel.support import NullTranslations, Translations
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 DOMAIN = "messages"
-LANGUAGES: tuple[str, ...] = ("ja", "en")
+# "easy" is やさしい日本語 (plain Japanese for residents who find ordinary Japanese hard); it falls
+# back to the Japanese catalog for anything it does not translate.
+LANGUAGES: tuple[str, ...] = ("ja", "easy", "en")
 DEFAULT_LANGUAGE = "ja"
 
 _current_language: ContextVar[str] = ContextVar("madoguchi_language", default=DEFAULT_LANGUAGE)
@@ -30,11 +32,14 @@ def translations(language: str) -> NullTranslations:
     if not path.exists():
         return NullTranslations()
     with path.open("rb") as handle:
-        catalog = read_po(handle, locale=language)
+        catalog = read_po(handle, locale="ja" if language == "easy" else language)
     buffer = BytesIO()
     write_mo(buffer, catalog)
     buffer.seek(0)
-    return Translations(fp=buffer, domain=DOMAIN)
+    loaded = Translations(fp=buffer, domain=DOMAIN)
+    if language == "easy":
+        loaded.add_fallback(translations("ja"))
+    return loaded
 
 
 def set_language(language: str) -> None:
@@ -60,6 +65,6 @@ def pick_language(query: str | None, cookie: str | None, accept: str | None, def
     if accept:
         for part in accept.split(","):
             code = part.split(";")[0].strip().lower()[:2]
-            if code in LANGUAGES:
+            if code in ("ja", "en"):
                 return code
     return default

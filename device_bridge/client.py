@@ -13,12 +13,15 @@ One asyncio loop runs:
   (job id, attempt) before and after the printer takes it, so a redelivered job prints nothing
   twice. A printer that can't print (paper out, cover open, offline) makes the job wait: it is
   reported ``delivered`` with the reason (「用紙切れ」) and retried every few seconds.
-- the **heartbeat** (printers, card reader, version) every 15 s;
+- the **heartbeat** (printers, card reader, scanner, version) every 15 s;
 - the **card-reader watcher** (PC/SC): ``card_inserted`` / ``card_removed`` events;
+- the **scanner** (a QR / 2D-code reader on a serial port): a ``scan`` event per code, which staff
+  pages receive (keyboard-wedge scanners type into the focused input and need no bridge);
 - the **signal light**: ``{"command": "light", "state": "on"|"off"}``.
 
 SIGTERM/SIGINT stop it gracefully: a print under way finishes (and is journalled) first.
-Logs never contain the token (nor PINs: the bridge never logs command payloads).
+Logs never contain the token (nor PINs: the bridge never logs command payloads; nor scanned
+text, which may be personal data: only its length, at debug level).
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ import json
 import logging
 import random
 import signal
-import struct
 import sys
 import threading
 import time
@@ -43,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import httpx
 
-from device_bridge.config import BridgeConfig, ConfigError, LightConfig, load_config
+from device_bridge.config import BridgeConfig, ConfigError, LightConfig, ScannerConfig, load_config
 from device_bridge.journal import AMBIGUOUS_REASON, Entry, Journal, JournalState, job_title
 from device_bridge.light import LightUnavailable, SerialLight, SignalLight, SimulatedLight
 
@@ -70,10 +72,14 @@ MESSAGE_CUPS_CANCELLED = "プリンター側で印刷が取り消されました
 MESSAGE_NO_DOCUMENT = "印刷する文書を取得できません（{detail}）"
 MESSAGE_NO_READER = "カードリーダーが見つかりません（接続と pcscd を確認してください）"
 MESSAGE_NO_PCSC = "カードリーダーを使えません（PC/SC が使えません）"
+MESSAGE_NO_SCANNER = "スキャナーが見つかりません（接続を確認してください）"
 PRINTER_NAMES = {"receipt": "レシートプリンター", "office": "事務用プリンター"}
 
 FINAL_SERVER_STATES = frozenset({"done", "failed", "cancelled"})
 _OFFICE_RESUMES = (JournalState.SENDING, JournalState.SENT)
+# A scan the server could not be given within this time is dropped: staff have moved on by then,
+# and a late one would land in whatever form is open now.
+SCAN_MAX_AGE_SECONDS = 20.0
 T = TypeVar("T")
 
 
@@ -243,6 +249,17 @@ class CardWatcher(Protocol):
 CardWatcherFactory = Callable[[Callable[[Any], None], str | None], CardWatcher]
 
 
+class Scanner(Protocol):
+    """What the bridge needs of a scanner (:class:`device_bridge.drivers.scanner.SerialScanner`)."""
+
+    connected: bool
+    reason: str
+
+    def start(self, on_scan: Callable[[str], None]) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 # --- printer adapters (blocking; run in threads) -------------------------------------------------
 
 
@@ -267,103 +284,31 @@ def send_receipt(printer: ReceiptPrinter, data: bytes, journal: Journal, order: 
     the job is downgraded to ambiguous too.
     """
     check = printer.config.check_status
-    with printer._lock:
-        device = printer._open()  # PrinterUnavailable: nothing sent
+    with printer.connect() as connection:  # PrinterUnavailable: nothing sent
+        if check:
+            status = connection.status()
+            if not status.can_print:
+                raise NotSent(status.reason)
+        if not journal.begin_sending(order.id, order.attempt, order.printer):
+            return SendOutcome.SKIPPED
         try:
-            if check:
-                status = printer._read_status(device)
-                if not status.can_print:
-                    raise NotSent(status.reason)
-            if not journal.begin_sending(order.id, order.attempt, order.printer):
-                return SendOutcome.SKIPPED
+            connection.send(data)
+        except Exception:
+            journal.mark_ambiguous(order.id, order.attempt)
+            log.warning("%s: connection lost while sending; it may or may not have printed", order.label)
+            return SendOutcome.AMBIGUOUS
+        journal.mark_sent(order.id, order.attempt)
+        if check:
             try:
-                printer._send(device, data)
+                connection.status()
             except Exception:
                 journal.mark_ambiguous(order.id, order.attempt)
-                log.warning("%s: connection lost while sending; it may or may not have printed", order.label)
+                log.warning(
+                    "%s: the printer stopped answering after the data; it may not have printed",
+                    order.label,
+                )
                 return SendOutcome.AMBIGUOUS
-            journal.mark_sent(order.id, order.attempt)
-            if check:
-                try:
-                    printer._read_status(device)
-                except Exception:
-                    journal.mark_ambiguous(order.id, order.attempt)
-                    log.warning(
-                        "%s: the printer stopped answering after the data; it may not have printed",
-                        order.label,
-                    )
-                    return SendOutcome.AMBIGUOUS
-            return SendOutcome.SENT
-        finally:
-            printer._close(device)
-
-
-def _ipp_jobs(printer: OfficePrinter, title: str) -> int | None:
-    """The CUPS job id of the job named ``title`` on the queue (any state), or None.
-
-    IPP Get-Jobs (which-jobs=all); the office driver has no lookup by name, so this is built on
-    its IPP helpers. Group-aware decoding: one job-attributes group per job.
-    """
-    from device_bridge.drivers import office
-
-    request = office._encode_request(
-        0x000A,  # Get-Jobs
-        1,
-        [
-            (office._TAG_CHARSET, "attributes-charset", b"utf-8"),
-            (office._TAG_LANGUAGE, "attributes-natural-language", b"en"),
-            (office._TAG_URI, "printer-uri", f"ipp://localhost/printers/{printer.queue}".encode()),
-            (office._TAG_NAME, "requesting-user-name", printer._user()),
-            (office._TAG_KEYWORD, "which-jobs", b"all"),
-            (office._TAG_KEYWORD, "requested-attributes", b"job-id"),
-            (office._TAG_KEYWORD, "", b"job-name"),
-        ],
-    )
-    conn = printer._connection()
-    try:
-        conn.request(
-            "POST", f"/printers/{printer.queue}", body=request, headers={"Content-Type": "application/ipp"}
-        )
-        response = conn.getresponse()
-        body = response.read()
-    except OSError as exc:
-        raise office.PrinterUnavailable("印刷サービス（CUPS）に接続できません") from exc
-    finally:
-        conn.close()
-    if response.status != 200 or len(body) < 9:
-        raise office.PrinterUnavailable(f"印刷サービス（CUPS）がエラーを返しました（HTTP {response.status}）")
-    status = struct.unpack(">H", body[2:4])[0]
-    if status == 0x0406:  # no such queue: then no such job either
-        return None
-    if status > 0x00FF:
-        raise office.PrinterUnavailable(f"印刷サービス（CUPS）がエラーを返しました（IPP 0x{status:04x}）")
-    found: int | None = None
-    job_id: int | None = None
-    name: str | None = None
-    pos = 8
-    while pos < len(body):
-        tag = body[pos]
-        pos += 1
-        if tag < 0x10:  # a group starts (or the end): close the previous job
-            if name == title and job_id is not None:
-                found = job_id if found is None else max(found, job_id)
-            job_id, name = None, None
-            if tag == 0x03:
-                break
-            continue
-        if pos + 2 > len(body):
-            break
-        (name_len,) = struct.unpack(">H", body[pos : pos + 2])
-        attr = body[pos + 2 : pos + 2 + name_len].decode("utf-8", "replace")
-        pos += 2 + name_len
-        (value_len,) = struct.unpack(">H", body[pos : pos + 2])
-        value = body[pos + 2 : pos + 2 + value_len]
-        pos += 2 + value_len
-        if attr == "job-id" and value_len == 4:
-            job_id = struct.unpack(">i", value)[0]
-        elif attr == "job-name":
-            name = value.decode("utf-8", "replace")
-    return found
+        return SendOutcome.SENT
 
 
 def submit_office(
@@ -391,7 +336,7 @@ def submit_office(
         cups_id = printer.print_pdf(pdf, copies=order.copies, duplex=duplex_arg, tray=tray, title=title)
     except (PrinterUnavailable, OSError) as exc:
         # lp failed, or timed out: did CUPS take it anyway? It knows the job by its title.
-        found = _ipp_jobs(printer, title)  # PrinterUnavailable: stays 'sending', resolved on retry
+        found = printer.find_job(title)  # PrinterUnavailable: stays 'sending', resolved on retry
         if found is None:
             journal.back_to_received(order.id, order.attempt, str(exc))
             raise NotSent(getattr(exc, "reason", "") or "印刷できませんでした") from exc
@@ -414,6 +359,7 @@ class Bridge:
         office_printer: OfficePrinter | None = None,
         light: SignalLight | None = None,
         card_watcher_factory: CardWatcherFactory | None = None,
+        scanner: Scanner | None = None,
         unauthorized_retry_seconds: float = 60.0,
         max_backoff_seconds: float = 30.0,
     ) -> None:
@@ -423,6 +369,7 @@ class Bridge:
         self.office_printer = office_printer
         self.light = light
         self._card_watcher_factory = card_watcher_factory
+        self.scanner = scanner
         self.unauthorized_retry_seconds = unauthorized_retry_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self.journal: Journal | None = None
@@ -443,7 +390,8 @@ class Bridge:
         self._card_watcher: CardWatcher | None = None
         self._card_present = False
         self._card_reason = ""
-        self._card_events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=100)
+        # Card and scan events for the server, in order: (type, data, when queued (monotonic)).
+        self._events: asyncio.Queue[tuple[str, dict[str, Any], float]] = asyncio.Queue(maxsize=100)
         self._unauthorized_logged = False
         self._disconnect_logged = False
 
@@ -476,9 +424,15 @@ class Bridge:
         workers = [
             asyncio.create_task(self._worker(printer), name=f"worker:{printer}") for printer in self._queues
         ]
+        events = False
         if self.config.card_reader is not None and self.config.card_reader.enabled:
             self._start_card_watcher()
-            tasks.append(asyncio.create_task(self._card_event_loop(), name="card-events"))
+            events = True
+        if self.scanner is not None:
+            self._start_scanner()
+            events = True
+        if events:
+            tasks.append(asyncio.create_task(self._event_loop(), name="device-events"))
         log.info(
             "bridge %s started: server %s, printers: %s",
             self.version,
@@ -524,11 +478,15 @@ class Bridge:
             self._queues["office"] = asyncio.Queue()
         if self.light is None and config.signal_light is not None:
             self.light = make_light(config.signal_light)
+        if self.scanner is None and config.scanner is not None:
+            self.scanner = make_scanner(config.scanner)
 
     async def _close_devices(self) -> None:
         watcher, self._card_watcher = self._card_watcher, None
         if watcher is not None:
             await asyncio.to_thread(watcher.stop)
+        if self.scanner is not None:
+            await asyncio.to_thread(self.scanner.stop)
         if self.light is not None:
             await asyncio.to_thread(self.light.close)
 
@@ -721,10 +679,40 @@ class Bridge:
                 log.info("signal light %s", state)
             except LightUnavailable as exc:
                 log.warning("signal light: %s", exc.reason)
+        elif command == "card.authenticate":
+            self._spawn(self._card_authenticate(data), "card-authenticate")
         elif command in ("heartbeat", "status"):
             self._heartbeat_wake.set()
         else:
             log.warning("unknown command %r ignored", command)  # the name only: payloads may be private
+
+    async def _card_authenticate(self, data: Mapping[str, Any]) -> None:
+        """The kiosk's card check: one PIN try, sign the nonce, answer the server. Never logs the PIN."""
+        from device_bridge.kiosk_card import authenticate_card
+
+        command_id = str(data.get("command_id", ""))
+        reader = self.config.card_reader
+        if reader is None or not reader.enabled:
+            answer: dict[str, Any] = {"ok": False, "error": "reader"}
+        else:
+            try:
+                nonce = bytes.fromhex(str(data.get("nonce", "")))
+            except ValueError:
+                nonce = b""
+            answer = (
+                await asyncio.to_thread(
+                    authenticate_card, reader.reader or None, nonce, str(data.get("pin", ""))
+                )
+                if nonce
+                else {"ok": False, "error": "reader"}
+            )
+        log.info("card check %s: %s", command_id[:8], "ok" if answer.get("ok") else answer.get("error"))
+        try:
+            await self._client().post(f"/devices/api/commands/{command_id}", json=answer)
+        except httpx.HTTPError as exc:
+            log.warning(
+                "card check %s: the server did not take the answer (%s)", command_id[:8], type(exc).__name__
+            )
 
     # -- reporting --
 
@@ -945,7 +933,7 @@ class Bridge:
             if state is JournalState.SENDING:
                 # Died between lp and its answer: CUPS knows whether it took the job.
                 try:
-                    found = await self._in_thread(_ipp_jobs, printer, job_title(order.id, order.attempt))
+                    found = await self._in_thread(printer.find_job, job_title(order.id, order.attempt))
                 except PrinterUnavailable as exc:
                     last = await self._waiting(order, exc.reason, last)
                     continue
@@ -1084,6 +1072,13 @@ class Bridge:
                 "card": present and self._card_present,
                 "reason": "" if present else (self._card_reason or MESSAGE_NO_READER),
             }
+        scanner = self.scanner
+        if scanner is not None:
+            connected = scanner.connected
+            status["scanner"] = {
+                "present": connected,
+                "reason": "" if connected else (scanner.reason or MESSAGE_NO_SCANNER),
+            }
         return status
 
     async def _heartbeat_loop(self) -> None:
@@ -1134,18 +1129,44 @@ class Bridge:
         else:
             return
         try:
-            self._card_events.put_nowait(item)
+            self._events.put_nowait((*item, time.monotonic()))
         except asyncio.QueueFull:
             log.warning("card events are piling up; one dropped")
         self._heartbeat_wake.set()
 
-    async def _card_event_loop(self) -> None:
+    # -- scanner --
+
+    def _start_scanner(self) -> None:
+        scanner = self.scanner
+        assert scanner is not None
+        loop = asyncio.get_running_loop()
+
+        def on_scan(text: str) -> None:  # called from the scanner's thread
+            loop.call_soon_threadsafe(self._on_scan, text)
+
+        scanner.start(on_scan)
+
+    def _on_scan(self, text: str) -> None:
+        # Never the text itself in the log: a scanned code may carry personal data.
+        log.debug("scan of %d characters", len(text))
+        try:
+            self._events.put_nowait(("scan", {"text": text}, time.monotonic()))
+        except asyncio.QueueFull:
+            log.warning("device events are piling up; a scan was dropped")
+
+    async def _event_loop(self) -> None:
+        """Card and scan events to the server, in order; retried for a while when it can't be reached."""
         while True:
-            kind, data = await self._card_events.get()
+            kind, data, queued = await self._events.get()
             for attempt in range(5):
+                if kind == "scan" and time.monotonic() - queued > SCAN_MAX_AGE_SECONDS:
+                    log.warning("a scan could not be sent to the server in time; dropped")
+                    break
                 if await self.send_event(kind, data):
                     break
                 await self._sleep(min(2.0**attempt, 10.0))
+            else:
+                log.warning("a %s event could not be sent to the server; dropped", kind)
 
     async def send_event(self, kind: str, data: Mapping[str, Any]) -> bool:
         """POST /devices/api/events; True when the server took it (202)."""
@@ -1162,6 +1183,19 @@ def make_light(config: LightConfig) -> SignalLight:
     if config.kind == "simulated":
         return SimulatedLight(config.state_file)
     return SerialLight(config.device, config.on, config.off, baudrate=config.baudrate)
+
+
+def make_scanner(config: ScannerConfig) -> Scanner:
+    from device_bridge.drivers.scanner import SerialScanner
+
+    return SerialScanner(
+        config.device,
+        config.baudrate,
+        config.terminator,
+        encoding=config.encoding,
+        prefix=config.prefix,
+        suffix=config.suffix,
+    )
 
 
 # --- entry points ------------------------------------------------------------------------------
@@ -1203,7 +1237,8 @@ def _setup_logging(level: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """``madoguchi bridge --config bridge.toml``; exit 2 on a configuration error."""
     parser = argparse.ArgumentParser(
-        prog="madoguchi bridge", description="Madoguchi device bridge: printers, card reader, signal light."
+        prog="madoguchi bridge",
+        description="Madoguchi device bridge: printers, card reader, scanner, signal light.",
     )
     parser.add_argument("--config", required=True, help="the bridge's TOML file")
     parser.add_argument(

@@ -31,6 +31,15 @@ Example::
     on = "A0 01 01 A2"                           # bytes in hex
     off = "A0 01 00 A1"
 
+    [scanner]                                    # a QR / 2D-code scanner in serial (COM port) mode
+    kind = "serial"                              # keyboard-wedge (USB HID) scanners need no entry
+    device = "/dev/serial/by-id/usb-…-if00"      # a by-id name survives unplugging
+    baudrate = 9600
+    terminator = "CR"                            # CR | LF | CRLF | TAB | none (silence ends a scan)
+    encoding = "auto"                            # auto (UTF-8, else Shift_JIS) | utf-8 | shift_jis | …
+    prefix = ""                                  # stripped when the scanner adds one
+    suffix = ""
+
 Relative paths are relative to the file's folder. Errors name the key, in Japanese and English.
 """
 
@@ -50,6 +59,7 @@ __all__ = [
     "LightConfig",
     "OfficeConfig",
     "ReceiptConfig",
+    "ScannerConfig",
     "load_config",
 ]
 
@@ -61,6 +71,7 @@ _TOP_KEYS = {
     "printers",
     "card_reader",
     "signal_light",
+    "scanner",
     "heartbeat_seconds",
     "retry_seconds",
     "request_timeout",
@@ -68,6 +79,7 @@ _TOP_KEYS = {
     "log_level",
 }
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+_TERMINATORS = {"CR": b"\r", "LF": b"\n", "CRLF": b"\r\n", "TAB": b"\t", "NONE": b""}
 
 
 class ConfigError(ValueError):
@@ -122,6 +134,19 @@ class LightConfig:
 
 
 @dataclass(frozen=True)
+class ScannerConfig:
+    """A QR / 2D-code scanner on a serial port (see :mod:`device_bridge.drivers.scanner`)."""
+
+    kind: Literal["serial"]
+    device: str
+    baudrate: int = 9600
+    terminator: bytes = b"\r"  # b"": no terminator, a pause ends a scan
+    encoding: str = "auto"  # "auto": UTF-8, else CP932 (Shift_JIS)
+    prefix: str = ""
+    suffix: str = ""
+
+
+@dataclass(frozen=True)
 class BridgeConfig:
     server_url: str
     token: str = field(repr=False)
@@ -130,6 +155,7 @@ class BridgeConfig:
     office: OfficeConfig | None = None
     card_reader: CardReaderConfig | None = None
     signal_light: LightConfig | None = None
+    scanner: ScannerConfig | None = None
     heartbeat_seconds: float = 15.0
     retry_seconds: float = 3.0
     request_timeout: float = 10.0
@@ -283,6 +309,8 @@ def _parse(data: Mapping[str, Any], base_dir: Path) -> BridgeConfig:
         )
 
     light = _light(data.get("signal_light"), base_dir)
+    scanner_table = _table(data, "scanner", "scanner")
+    scanner = _scanner(scanner_table) if scanner_table is not None else None
 
     log_level = _str(data, "log_level", "log_level", default="info").lower()
     if log_level not in _LOG_LEVELS:
@@ -300,6 +328,7 @@ def _parse(data: Mapping[str, Any], base_dir: Path) -> BridgeConfig:
         office=office,
         card_reader=card_reader,
         signal_light=light,
+        scanner=scanner,
         heartbeat_seconds=_number(
             data, "heartbeat_seconds", "heartbeat_seconds", 15, minimum=0.1, maximum=3600
         ),
@@ -399,3 +428,51 @@ def _light(value: Any, base_dir: Path) -> LightConfig | None:
                 'must be hex bytes, e.g. "A0 01 01 A2"',
             ) from exc
     return LightConfig(kind="serial", device=device, baudrate=baudrate, on=states["on"], off=states["off"])
+
+
+def _scanner(table: Mapping[str, Any]) -> ScannerConfig:
+    from device_bridge.drivers.scanner import normalise_encoding
+
+    kind = table.get("kind")
+    if kind != "serial":
+        raise ConfigError(
+            "scanner.kind",
+            "serial を指定してください（キーボード入力型のスキャナーは設定不要です）",
+            'must be "serial" (keyboard-wedge scanners need no setting)',
+        )
+    _unknown(table, {"kind", "device", "baudrate", "terminator", "encoding", "prefix", "suffix"}, "scanner.")
+    device = _str(table, "device", "scanner.device", required=True).strip()
+    if not device:
+        raise ConfigError(
+            "scanner.device",
+            "スキャナーのデバイス（例: /dev/ttyACM0）を指定してください",
+            "the serial device (e.g. /dev/ttyACM0) is required",
+        )
+    baudrate_value = _number(table, "baudrate", "scanner.baudrate", 9600, minimum=300, maximum=921600)
+    if baudrate_value != int(baudrate_value):
+        raise ConfigError("scanner.baudrate", "整数で指定してください", "must be a whole number")
+    terminator_name = _str(table, "terminator", "scanner.terminator", default="CR").strip().upper()
+    if terminator_name not in _TERMINATORS:
+        raise ConfigError(
+            "scanner.terminator",
+            "CR / LF / CRLF / TAB / none のどれかを指定してください",
+            "must be CR, LF, CRLF, TAB or none",
+        )
+    encoding_name = _str(table, "encoding", "scanner.encoding", default="auto")
+    try:
+        encoding = normalise_encoding(encoding_name)
+    except LookupError as exc:
+        raise ConfigError(
+            "scanner.encoding",
+            "文字コードは auto / utf-8 / shift_jis などで指定してください",
+            f"unknown encoding {encoding_name!r} (auto, utf-8, shift_jis, …)",
+        ) from exc
+    return ScannerConfig(
+        kind="serial",
+        device=device,
+        baudrate=int(baudrate_value),
+        terminator=_TERMINATORS[terminator_name],
+        encoding=encoding,
+        prefix=_str(table, "prefix", "scanner.prefix"),
+        suffix=_str(table, "suffix", "scanner.suffix"),
+    )

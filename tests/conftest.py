@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -208,6 +209,7 @@ class LiveServer:
     url: str
     db: Database
     staff: StaffAccounts
+    app: Any = None
 
 
 @pytest.fixture
@@ -226,6 +228,6 @@ def live_server(sqlite_db: Database, tmp_path: Path, password_hash: str) -> Iter
         if time.monotonic() > deadline:
             raise RuntimeError("live server did not start")
         time.sleep(0.02)
-    yield LiveServer(url=f"http://127.0.0.1:{port}", db=sqlite_db, staff=staff)
+    yield LiveServer(url=f"http://127.0.0.1:{port}", db=sqlite_db, staff=staff, app=app)
     server.should_exit = True
     thread.join(timeout=10)

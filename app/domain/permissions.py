@@ -17,6 +17,7 @@ class Permission(StrEnum):
     SETTINGS_MANAGE = "settings.manage"
     DEVICES_MANAGE = "devices.manage"  # register, rotate and revoke device tokens
     PRINT_MANAGE = "print.manage"  # cancel and retry print jobs
+    LOCATION_SETTINGS = "location.settings"  # a counter's own settings: printing, fees, hours, kiosk
 
 
 # label_ja, label_en, permissions
@@ -32,6 +33,7 @@ DEFAULT_GROUPS: dict[str, tuple[str, str, frozenset[Permission]]] = {
                 Permission.CERTIFICATE_ISSUE,
                 Permission.LIFE_EVENT_HANDLE,
                 Permission.PRINT_MANAGE,
+                Permission.LOCATION_SETTINGS,
             }
         ),
     ),
@@ -58,6 +60,7 @@ DEFAULT_GROUPS: dict[str, tuple[str, str, frozenset[Permission]]] = {
                 Permission.SETTINGS_MANAGE,
                 Permission.DEVICES_MANAGE,
                 Permission.PRINT_MANAGE,
+                Permission.LOCATION_SETTINGS,
             }
         ),
     ),

@@ -22,6 +22,7 @@ from app.events.publish import (
     load_events,
     publish_on_commit,
     send_event_rollback_unsafe,
+    send_transient,
     set_event_sink,
     sink_for_url,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "required_permission",
     "send_event_rollback_unsafe",
     "set_event_sink",
+    "send_transient",
     "sink_for_url",
     "topics_for",
 ]

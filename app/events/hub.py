@@ -283,6 +283,13 @@ class EventHub:
     # Receiving --------------------------------------------------------------------------------
 
     def _receive(self, event: Event) -> None:
+        if event.transient:
+            # A command for a device (a PIN may ride along): handed to whoever listens now, and
+            # neither kept for replay nor deduplicated by id.
+            for client in list(self._clients):
+                if client.allowed(event.topic):
+                    client._offer(event)
+            return
         if event.id in self._ids:
             return
         if self._floor_unknown:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event as sa_event, inspect
@@ -67,6 +68,17 @@ def send_event_rollback_unsafe(event: Event) -> None:
         )
         return
     sink(event)
+
+
+def send_transient(topic: str, type: str, data: Mapping[str, Any]) -> None:
+    """Send an event that is never written anywhere: no EventRecord, no replay buffer, no id.
+
+    For device commands that carry secrets for a moment (a PIN on its way to the card): whoever
+    listens now gets it; a bridge that is not connected does not, and the caller times out.
+    """
+    check_topic(topic)
+    check_event_type(type)
+    send_event_rollback_unsafe(Event(id=0, topic=topic, type=type, data=dict(data), at=datetime.now(UTC)))
 
 
 def publish_on_commit(

@@ -139,6 +139,11 @@ class Event:
         if self.at.tzinfo is None:
             raise EventError("Event.at must be timezone-aware (UTC)")
 
+    @property
+    def transient(self) -> bool:
+        """Id 0: never stored, never replayed (see `send_transient`)."""
+        return self.id == 0
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -1,12 +1,24 @@
 """SQLModel tables. Importing this package registers every table on SQLModel.metadata."""
 
 from app.models.audit import AuditEntry, AuditHead, EventRecord
+from app.models.certificates import (
+    CertificateIssue,
+    CertificateRequest,
+    DailyCounter,
+    IssuedCopy,
+    KioskSession,
+)
 from app.models.devices import PrintJob
 from app.models.org import Device, Location, Municipality, Site
 from app.models.registry import Household, Resident, SealRegistration, TaxRecord
 from app.models.staff import GroupPermission, StaffGroup, StaffSession, StaffUser, UserGroup
 
 __all__ = [
+    "CertificateIssue",
+    "CertificateRequest",
+    "DailyCounter",
+    "IssuedCopy",
+    "KioskSession",
     "AuditEntry",
     "AuditHead",
     "Device",

@@ -263,6 +263,10 @@ def report(
         return ReportResult(job.state)
     session.add(job)
     publish_on_commit(session, "staff", "print.state", _job_event(job))
+    if job.state == PrintJobState.DONE and job.source_type == "certificate_issue":
+        from app.services.certificates import on_print_job_done  # the request follows its print job
+
+        on_print_job_done(session, job)
     return ReportResult(job.state)
 
 

@@ -22,6 +22,17 @@ def ensure_default_groups(session: Session) -> dict[str, StaffGroup]:
     groups = {group.name: group for group in session.exec(select(StaffGroup)).all()}
     for name, (label_ja, label_en, permissions) in DEFAULT_GROUPS.items():
         if name in groups:
+            # A release may give a built-in group a new permission; add it, never take any away.
+            group_id = groups[name].id
+            held = set(
+                session.exec(
+                    select(GroupPermission.permission).where(GroupPermission.group_id == group_id)
+                ).all()
+            )
+            for permission in sorted(permissions):
+                if permission.value not in held:
+                    assert group_id is not None
+                    session.add(GroupPermission(group_id=group_id, permission=permission.value))
             continue
         group = StaffGroup(name=name, label_ja=label_ja, label_en=label_en)
         session.add(group)

@@ -13,8 +13,11 @@ from starlette.middleware import Middleware
 from app.config import Settings, get_settings
 from app.db import Database
 from app.events import EventHub
+from app.printing.signing import signer_from_settings
+from app.services.certificates import PrintContext, configure_printing
 from app.storage import LocalObjectStore
 from app.web.errors import http_error, server_error
+from app.web.kiosk import CardChecks
 from app.web.middleware import RequestContextMiddleware
 from app.web.routes import routes
 from app.web.security import Keys
@@ -60,4 +63,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.keys = keys
     app.state.templates = make_templates()
     app.state.objects = LocalObjectStore(settings.data_dir / "objects")
+    app.state.card_checks = CardChecks(settings)
+    configure_printing(
+        PrintContext(
+            store=app.state.objects, signer=signer_from_settings(settings), verify_base_url=settings.base_url
+        )
+    )
     return app

@@ -145,8 +145,11 @@ async def _device_stream(hub: EventHub, db: Database, device: Device) -> AsyncIt
             elif item.type == "device.disconnect":
                 return
             elif item.type == "device.command":
+                # Transient commands (id 0) carry no id: they are never replayed.
                 yield ServerSentEvent(
-                    json.dumps(item.data, ensure_ascii=False), id=str(item.id), event="command"
+                    json.dumps(item.data, ensure_ascii=False),
+                    id=str(item.id) if not item.transient else None,
+                    event="command",
                 )
 
 
@@ -250,6 +253,15 @@ async def api_event(request: Request) -> Response:
 
     def _publish() -> None:
         with db.write_session() as session:
+            if body.type in ("card_inserted", "card_removed"):
+                row = session.get(Device, device.id)
+                assert row is not None
+                status = dict(row.status or {})
+                reader = dict(status.get("card_reader") or {})
+                reader["card"] = body.type == "card_inserted"
+                status["card_reader"] = reader
+                row.status = status  # the kiosk's card screen reads this
+                session.add(row)
             publish_on_commit(
                 session,
                 f"location:{device.location_id}",

@@ -11,7 +11,20 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from app.domain.permissions import Permission as P
-from app.web import admin, auth, devices, events, home, kiosk, staff as staff_views
+from app.web import (
+    admin,
+    auth,
+    devices,
+    events,
+    history,
+    home,
+    kiosk,
+    locations,
+    queue,
+    staff as staff_views,
+    stats,
+    verify,
+)
 from app.web.guards import public, staff
 from app.web.templating import STATIC_DIR
 
@@ -20,8 +33,26 @@ def routes() -> list[BaseRoute]:
     return [
         public("/", home.index, name="home"),
         public("/health", home.health, name="health"),
+        public("/verify/{slug:str}", verify.verify, name="verify"),
         # Kiosk (residents; no staff sign-in)
-        public("/kiosk/", kiosk.start, name="kiosk:start"),
+        public("/kiosk/", kiosk.choose_terminal, name="kiosk:terminals"),
+        public("/kiosk/{code:str}/", kiosk.start, name="kiosk:start"),
+        public("/kiosk/{code:str}/begin", kiosk.begin, name="kiosk:begin", methods=["POST"]),
+        public("/kiosk/{code:str}/card", kiosk.card, name="kiosk:card"),
+        public("/kiosk/{code:str}/card-state", kiosk.card_state, name="kiosk:card-state"),
+        public("/kiosk/{code:str}/pin", kiosk.pin, name="kiosk:pin", methods=["POST"]),
+        public("/kiosk/{code:str}/wait", kiosk.wait, name="kiosk:wait"),
+        public("/kiosk/{code:str}/refused", kiosk.refused, name="kiosk:refused"),
+        public("/kiosk/{code:str}/options", kiosk.options, name="kiosk:options"),
+        public(
+            "/kiosk/{code:str}/options", kiosk.options_submit, name="kiosk:options-submit", methods=["POST"]
+        ),
+        public("/kiosk/{code:str}/confirm", kiosk.confirm_page, name="kiosk:confirm"),
+        public(
+            "/kiosk/{code:str}/confirm", kiosk.confirm_submit, name="kiosk:confirm-submit", methods=["POST"]
+        ),
+        public("/kiosk/{code:str}/done", kiosk.done, name="kiosk:done"),
+        public("/kiosk/{code:str}/cancel", kiosk.cancel, name="kiosk:cancel", methods=["POST"]),
         # Staff sign-in
         public("/staff/login", auth.login_page, name="staff:login"),
         public("/staff/login", auth.login_submit, name="staff:login-submit", methods=["POST"]),
@@ -50,6 +81,14 @@ def routes() -> list[BaseRoute]:
             methods=["POST"],
         ),
         staff("/events/stream", events.event_stream, name="events:stream", permission=P.EVENTS_VIEW),
+        staff("/staff/queue", queue.queue, name="staff:queue", permission=P.CERTIFICATE_ISSUE),
+        staff(
+            "/staff/queue/{request_id:int}/{action:str}",
+            queue.act,
+            name="staff:queue-action",
+            permission=P.CERTIFICATE_ISSUE,
+            methods=["POST"],
+        ),
         staff("/staff/devices", devices.staff_devices, name="staff:devices", permission=P.STAFF),
         staff(
             "/staff/print-jobs/{job_id:int}/{action:str}",
@@ -114,5 +153,16 @@ def routes() -> list[BaseRoute]:
             name="devices:job-document",
             csrf=False,
         ),
+        public(
+            "/devices/api/commands/{command_id:str}",
+            kiosk.api_command_result,
+            name="devices:command-result",
+            methods=["POST"],
+            csrf=False,
+        ),
+        # Areas that keep their own part of the table: history, statistics, location settings
+        *history.routes(),
+        *stats.routes(),
+        *locations.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]

@@ -666,3 +666,13 @@ class OtherCard:
         if len(apdu) >= 2 and apdu[1] == 0xA4:
             return SW_FILE_NOT_FOUND.to_bytes(2, "big")
         return SW_INS_NOT_SUPPORTED.to_bytes(2, "big")
+
+
+class DirectTransport:
+    """The simulated card without a reader: APDUs go straight to `execute` (tests, benches)."""
+
+    def __init__(self, card: SimulatedMyNumberCard) -> None:
+        self.card = card
+
+    def transmit(self, apdu: bytes | bytearray) -> bytes:
+        return self.card.execute(bytes(apdu))

@@ -1,0 +1,193 @@
+"""Certificate PDF rendering: a typical 住民票の写し (3-person household, 世帯連記式, one copy).
+
+    uv run python bench/bench_certificate_pdf.py                  # 40 WeasyPrint renders, 10 wkhtmltopdf
+    uv run python bench/bench_certificate_pdf.py --count 100 --wk-count 20 --keep bench/out/certificates
+
+Reports median / p95 / min of, in one warm process (fonts, stylesheets, templates and the
+background pattern already loaded — the first, cold render is reported apart):
+
+- ``prepare``: page numbering, the document hash, a QR code a page, filling the template;
+- ``layout+pdf``: WeasyPrint laying out that HTML and writing the PDF;
+- ``render_certificate``: both, end to end — the figure to compare with the 30 ms target;
+- ``sign``: a PAdES signature with the demo key (pyHanko), for reference;
+- ``wkhtmltopdf``: the same HTML and CSS through wkhtmltopdf (pdfkit, one process a PDF, the way
+  pdfkit works), if /usr/bin/wkhtmltopdf is installed (Debian package ``wkhtmltopdf``), and the
+  speed ratio. wkhtmltopdf's old WebKit lays the page out differently; only speed is compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.domain.certificates import CertificateType, JuminhyoOptions  # noqa: E402
+from app.domain.registry import Sex  # noqa: E402
+from app.printing.certificates import (  # noqa: E402
+    CertificateData,
+    HouseholdRecord,
+    MunicipalityInfo,
+    PersonRecord,
+    prepare_certificate,
+    render_certificate,
+)
+from app.printing.pdf import render_pdf  # noqa: E402
+from app.printing.seal import make_demo_seal  # noqa: E402
+from app.printing.signing import DemoSigningKey, sign_pdf  # noqa: E402
+
+ADDRESS = "架空県青葉台町中央一丁目2番3号"
+
+
+def typical_juminhyo(serial: int = 1) -> CertificateData:
+    def person(index: int, name: str, kana: str, relationship: str, birth: date, sex: Sex) -> PersonRecord:
+        return PersonRecord(
+            name=name,
+            birth_date=birth,
+            sex=sex,
+            resident_id=index,
+            name_kana=kana,
+            relationship=relationship,
+            address=ADDRESS,
+            became_resident_on=date(2001, 4, 1),
+            address_set_on=date(2010, 5, 6),
+            previous_address="東京都千代田区霞が関一丁目1番1号",
+        )
+
+    persons = (
+        person(1, "\U00020bb7田　太郎", "ヨシダ　タロウ", "世帯主", date(1970, 5, 3), Sex.MALE),
+        person(2, "\U00020bb7田　花子", "ヨシダ　ハナコ", "妻", date(1972, 8, 9), Sex.FEMALE),
+        person(3, "\U00020bb7田　一郎", "ヨシダ　イチロウ", "子", date(2005, 1, 20), Sex.MALE),
+    )
+    return CertificateData(
+        certificate_type=CertificateType.JUMINHYO,
+        municipality=MunicipalityInfo(
+            code="993417",
+            name="青葉台町",
+            mayor_name="緑川　晴彦",
+            prefecture="架空県",
+            seal_png=SEAL_PNG,
+        ),
+        issued_at=datetime(2026, 4, 21, 10, 15, tzinfo=timezone(timedelta(hours=9))),
+        terminal_code="K01",
+        printer_code="P01",
+        serial_start=serial,
+        verify_base_url="https://aobadai.example.jp",
+        persons=persons,
+        household=HouseholdRecord("0001", "\U00020bb7田　太郎", ADDRESS, "青葉台ハイツ101号"),
+        juminhyo_options=JuminhyoOptions(show_head_relationship=True),
+        reception_number="128",
+    )
+
+
+SEAL_PNG = make_demo_seal()
+
+
+def measure(count: int, run: Callable[[int], object]) -> list[float]:
+    times: list[float] = []
+    for index in range(count):
+        start = time.perf_counter()
+        run(index)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def summary(label: str, times: list[float]) -> str:
+    ordered = sorted(times)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return (
+        f"  {label:<22} median {statistics.median(times):7.1f} ms   p95 {p95:7.1f} ms   "
+        f"min {ordered[0]:7.1f} ms   (n={len(times)})"
+    )
+
+
+def inline_html(html: str, stylesheets: tuple[Path | str, ...]) -> str:
+    css = "\n".join(s.read_text(encoding="utf-8") if isinstance(s, Path) else s for s in stylesheets)
+    return html.replace("</head>", f"<style>\n{css}\n</style>\n</head>", 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--count", type=int, default=40, help="WeasyPrint renders to time (default 40)")
+    parser.add_argument("--wk-count", type=int, default=10, help="wkhtmltopdf renders to time (default 10)")
+    parser.add_argument("--keep", type=Path, help="write the PDFs (WeasyPrint, signed, wkhtmltopdf) here")
+    args = parser.parse_args()
+
+    print(f"Certificate PDF: 住民票の写し, 3 persons, 世帯連記式, 1 copy; {os.cpu_count()} CPUs")
+    start = time.perf_counter()
+    first = render_certificate(typical_juminhyo())
+    cold = (time.perf_counter() - start) * 1000
+    print(
+        f"  cold first render      {cold:7.1f} ms   (imports done; fonts, CSS, background, templates loaded)"
+    )
+    for index in range(5):  # warm up
+        render_certificate(typical_juminhyo(index + 2))
+
+    prepared = prepare_certificate(typical_juminhyo())
+    prepare_times = measure(args.count, lambda i: prepare_certificate(typical_juminhyo(i + 10)))
+    layout_times = measure(
+        args.count,
+        lambda i: render_pdf(prepared.html, stylesheets=prepared.stylesheets, expected_pages=prepared.pages),
+    )
+    total_times = measure(args.count, lambda i: render_certificate(typical_juminhyo(i + 100)))
+    with tempfile.TemporaryDirectory() as keys:
+        signer = DemoSigningKey.load_or_create(Path(keys)).signer_config()
+        sign_pdf(first.pdf, signer)
+        sign_times = measure(max(5, args.count // 2), lambda i: sign_pdf(first.pdf, signer))
+        signed = sign_pdf(first.pdf, signer)
+
+    print(summary("prepare (hash, QR, HTML)", prepare_times))
+    print(summary("layout+pdf (WeasyPrint)", layout_times))
+    print(summary("render_certificate", total_times))
+    print(summary("sign (PAdES, pyHanko)", sign_times))
+    weasy_median = statistics.median(total_times)
+    target = "meets" if weasy_median <= 30 else "misses"
+    print(
+        f"  → render_certificate median {weasy_median:.1f} ms {target} the 30 ms target; PDF {len(first.pdf)} bytes"
+    )
+
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        (args.keep / "juminhyo-weasyprint.pdf").write_bytes(first.pdf)
+        (args.keep / "juminhyo-weasyprint-signed.pdf").write_bytes(signed)
+
+    wkhtmltopdf = shutil.which("wkhtmltopdf")
+    if wkhtmltopdf is None:
+        print("  wkhtmltopdf: not installed (apt-get install wkhtmltopdf); no comparison")
+        return
+    import pdfkit  # type: ignore[import-untyped]
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no X server needed
+    html = inline_html(prepared.html, prepared.stylesheets)
+    config = pdfkit.configuration(wkhtmltopdf=wkhtmltopdf)
+    options = {"page-size": "A4", "encoding": "UTF-8", "quiet": "", "disable-local-file-access": ""}
+    wk_pdf = pdfkit.from_string(html, False, configuration=config, options=options)  # warm the page cache
+    wk_times = measure(
+        args.wk_count, lambda i: pdfkit.from_string(html, False, configuration=config, options=options)
+    )
+    print(summary("wkhtmltopdf (pdfkit)", wk_times))
+    ratio = statistics.median(wk_times) / statistics.median(layout_times)
+    ratio_total = statistics.median(wk_times) / weasy_median
+    verdict = "meets" if ratio_total >= 10 else "misses"
+    print(
+        f"  → wkhtmltopdf / WeasyPrint: {ratio:.1f}× (same HTML, layout+pdf), {ratio_total:.1f}× "
+        f"(against render_certificate); {verdict} the 10× target"
+    )
+    if args.keep:
+        (args.keep / "juminhyo-wkhtmltopdf.pdf").write_bytes(wk_pdf)
+        print(f"  PDFs written to {args.keep}")
+
+
+if __name__ == "__main__":
+    main()
