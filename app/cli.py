@@ -57,7 +57,6 @@ def _require_schema(settings: Settings) -> None:
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from app.migrate import upgrade
-
     from app.services.staff import ensure_default_groups
 
     settings = _settings()
