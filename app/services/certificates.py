@@ -77,7 +77,7 @@ def next_number(session: Session, name: str, day: date) -> int:
 
 
 def location_settings(location: Location) -> dict[str, Any]:
-    """A location's settings with the defaults filled in (see docs/manual/settings)."""
+    """A location's settings with the defaults filled in (see docs/manual/locations.md)."""
     settings: dict[str, Any] = {
         "auto_print": True,
         "office_device": "",

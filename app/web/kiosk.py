@@ -144,12 +144,18 @@ def choose_terminal(request: Request) -> Response:
 
 
 def start(request: Request) -> Response:
+    from app.models._types import utcnow
+    from app.services.locations import closed_context  # opening hours: the closed page
+
     with _db(request).write_session() as session:
         walk = _walk(request, session)
         if walk.row is not None:
             kiosk_service.wipe(session, walk.row)
         session.commit()
         types = _types_for(walk.location)
+        closed = closed_context(walk.location, utcnow())
+    if closed is not None:
+        return _render(request, "closed.html", {"code": walk.device.code, **closed})
     response = _render(request, "start.html", {"code": walk.device.code, "types": types})
     response.delete_cookie(KIOSK_COOKIE, path="/kiosk/")
     return response
