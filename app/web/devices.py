@@ -302,8 +302,10 @@ def staff_devices(request: Request) -> Response:
     db: Database = request.app.state.db
     with db.session() as session:
         jobs = session.exec(select(PrintJob).order_by(col(PrintJob.id).desc()).limit(50)).all()
+    rows = _device_rows(db)
+    codes = {row["device"].id: row["device"].code for row in rows}
     response: Response = request.app.state.templates.TemplateResponse(
-        request, "staff/devices.html", {"rows": _device_rows(db), "jobs": jobs}
+        request, "staff/devices.html", {"rows": rows, "jobs": jobs, "codes": codes}
     )
     return response
 

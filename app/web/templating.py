@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,11 @@ def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(JST).strftime(fmt)
+
+
+def json_text(value: Any) -> str:
+    """JSON with Japanese left readable (the template autoescapes it)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def iso_date(value: date | None) -> str:
@@ -56,5 +62,6 @@ def make_templates() -> Jinja2Blocks:
     install_i18n(env)
     env.filters["local_time"] = local_time
     env.filters["iso_date"] = iso_date
+    env.filters["json_text"] = json_text
     env.globals["static_version"] = "1"
     return templates
