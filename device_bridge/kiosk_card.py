@@ -33,32 +33,36 @@ def authenticate_card(reader_filter: str | None, nonce: bytes, pin: str) -> dict
             return {"ok": False, "error": "reader"}
         except CardRemovedError:
             return {"ok": False, "error": "no_card"}
-        try:
-            card = MyNumberCard(transport)
-            card.require_my_number_card()
-            if card.auth_pin_tries_left() == 0:
-                return {"ok": False, "error": "blocked", "tries_left": 0}
-            card.verify_auth_pin(pin)
-            signature = card.sign_with_auth_key(nonce)
-            certificate = card.read_auth_certificate()
-        except InvalidPinFormat:
-            return {"ok": False, "error": "invalid_pin"}
-        except WrongPin as wrong:
-            if wrong.tries_left == 0:
-                return {"ok": False, "error": "blocked", "tries_left": 0}
-            return {"ok": False, "error": "wrong_pin", "tries_left": wrong.tries_left}
-        except CardBlocked:
-            return {"ok": False, "error": "blocked", "tries_left": 0}
-        except UnsupportedCard:
-            return {"ok": False, "error": "unsupported"}
-        except CardRemovedError:
-            return {"ok": False, "error": "removed"}
-        except CardError:
-            return {"ok": False, "error": "reader"}
-        return {
-            "ok": True,
-            "signature": base64.b64encode(signature).decode(),
-            "certificate": base64.b64encode(certificate).decode(),
-        }
+        return authenticate_with(MyNumberCard(transport), nonce, pin)
     finally:
         reader.close()  # resets the card: a verified PIN must not outlive this one check
+
+
+def authenticate_with(card: MyNumberCard, nonce: bytes, pin: str) -> dict[str, Any]:
+    """The check on a connected card (a reader's, or the simulator's straight in tests)."""
+    try:
+        card.require_my_number_card()
+        if card.auth_pin_tries_left() == 0:
+            return {"ok": False, "error": "blocked", "tries_left": 0}
+        card.verify_auth_pin(pin)
+        signature = card.sign_with_auth_key(nonce)
+        certificate = card.read_auth_certificate()
+    except InvalidPinFormat:
+        return {"ok": False, "error": "invalid_pin"}
+    except WrongPin as wrong:
+        if wrong.tries_left == 0:
+            return {"ok": False, "error": "blocked", "tries_left": 0}
+        return {"ok": False, "error": "wrong_pin", "tries_left": wrong.tries_left}
+    except CardBlocked:
+        return {"ok": False, "error": "blocked", "tries_left": 0}
+    except UnsupportedCard:
+        return {"ok": False, "error": "unsupported"}
+    except CardRemovedError:
+        return {"ok": False, "error": "removed"}
+    except CardError:
+        return {"ok": False, "error": "reader"}
+    return {
+        "ok": True,
+        "signature": base64.b64encode(signature).decode(),
+        "certificate": base64.b64encode(certificate).decode(),
+    }

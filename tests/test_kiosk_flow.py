@@ -7,7 +7,6 @@ in tests/e2e/test_kiosk_browser.py.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,8 +35,8 @@ from app.models import (
 )
 from app.services import devices as device_service
 from app.services.audit import Actor
-from device_bridge.drivers.apdu import WrongPin
 from device_bridge.drivers.mynumber import MyNumberCard
+from device_bridge.kiosk_card import authenticate_with
 from device_bridge.simulators.card_store import CardStore
 from device_bridge.simulators.mynumber_card import DirectTransport
 from tests.conftest import make_settings
@@ -76,17 +75,7 @@ class Kiosk:
         command = self.sent.pop()
         assert command["command"] == "card.authenticate"
         card = MyNumberCard(DirectTransport(self.store.card_for_atena(self.db, atena)))
-        try:
-            card.verify_auth_pin(command["pin"])
-            answer: dict[str, Any] = {
-                "ok": True,
-                "signature": base64.b64encode(
-                    card.sign_with_auth_key(bytes.fromhex(command["nonce"]))
-                ).decode(),
-                "certificate": base64.b64encode(card.read_auth_certificate()).decode(),
-            }
-        except WrongPin as wrong:
-            answer = {"ok": False, "error": "wrong_pin", "tries_left": wrong.tries_left}
+        answer = authenticate_with(card, bytes.fromhex(command["nonce"]), command["pin"])  # the bridge's code
         response = self.client.post(
             f"/devices/api/commands/{command['command_id']}",
             json=answer,

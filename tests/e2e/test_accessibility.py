@@ -15,7 +15,6 @@ The helpers here are shared with tests/e2e/test_manual_screenshots.py.
 
 from __future__ import annotations
 
-import base64
 import re
 import shutil
 import threading
@@ -163,22 +162,14 @@ def set_card_present(town: Town, present: bool) -> None:
 
 def bridge_answers(town: Town, resident: Resident) -> None:
     """What the bridge does with the transient command: the real card driver on the simulated card."""
-    from device_bridge.drivers.apdu import WrongPin
     from device_bridge.drivers.mynumber import MyNumberCard
+    from device_bridge.kiosk_card import authenticate_with
     from device_bridge.simulators.mynumber_card import DirectTransport
 
     command = town.sent.pop()
     assert command["command"] == "card.authenticate"
     card = MyNumberCard(DirectTransport(town.store.card_for_atena(town.db, resident.atena_number)))
-    try:
-        card.verify_auth_pin(command["pin"])
-        answer: dict[str, Any] = {
-            "ok": True,
-            "signature": base64.b64encode(card.sign_with_auth_key(bytes.fromhex(command["nonce"]))).decode(),
-            "certificate": base64.b64encode(card.read_auth_certificate()).decode(),
-        }
-    except WrongPin as wrong:
-        answer = {"ok": False, "error": "wrong_pin", "tries_left": wrong.tries_left}
+    answer = authenticate_with(card, bytes.fromhex(command["nonce"]), command["pin"])  # the bridge's own code
     response = httpx.post(
         f"{town.url}/devices/api/commands/{command['command_id']}",
         json=answer,
