@@ -193,6 +193,7 @@ class DemoDevices:
         if self.console is not None:
             with contextlib.suppress(Exception):
                 self.console.remove()
+            self.console.close()  # ends the vpcd link's thread
         self._stack.close()
 
     def terminal(self, code: str) -> Terminal:
