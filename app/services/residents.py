@@ -6,18 +6,12 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
+from app.domain.text import search_key
 from app.models import Household, Resident, SealRegistration, TaxRecord
 from app.services import audit
 from app.services.audit import Actor
 
 SEARCH_LIMIT = 50
-
-
-def _search_key(text: str) -> str:
-    # The demo helper owns app.domain.text; import lazily so this module has one clear dependency.
-    from app.domain.text import search_key
-
-    return search_key(text)
 
 
 def search(session: Session, actor: Actor, query: str, *, limit: int = SEARCH_LIMIT) -> list[Resident]:
@@ -28,7 +22,7 @@ def search(session: Session, actor: Actor, query: str, *, limit: int = SEARCH_LI
     if query.isascii() and query.isdigit():
         statement = select(Resident).where(Resident.atena_number == query)
     else:
-        key = _search_key(query)
+        key = search_key(query)
         if not key:
             return []
         statement = select(Resident).where(col(Resident.search_key).contains(key, autoescape=True))

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 
 def index(request: Request) -> Response:
@@ -10,8 +10,6 @@ def index(request: Request) -> Response:
 
 
 def health(request: Request) -> Response:
-    from starlette.responses import JSONResponse
-
     return JSONResponse({"status": "ok"})
 
 
