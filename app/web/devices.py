@@ -15,7 +15,7 @@ import functools
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 from sqlmodel import col, select
@@ -69,6 +69,9 @@ def _unauthorized() -> Response:
     )
 
 
+_Body = TypeVar("_Body", bound=BaseModel)
+
+
 class _JobReport(BaseModel):
     attempt: int = Field(ge=1)
     state: PrintJobState
@@ -84,9 +87,13 @@ class _DeviceEvent(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-async def _json(request: Request, model: type[BaseModel]) -> BaseModel | Response:
+async def _device_and_body(request: Request, model: type[_Body]) -> tuple[Device, _Body] | Response:
+    """The calling device and its JSON body, or the 401/400 answer to send instead."""
+    device = await _device(request)
+    if device is None:
+        return _unauthorized()
     try:
-        return model.model_validate(json.loads(await request.body() or b"{}"))
+        return device, model.model_validate(json.loads(await request.body() or b"{}"))
     except (ValueError, ValidationError) as error:
         return JSONResponse({"error": "bad_request", "detail": str(error)[:500]}, status_code=400)
 
@@ -176,13 +183,10 @@ def _deliver_one(db: Database, device_id: int, job_id: int, attempt: int) -> dic
 
 
 async def api_job_report(request: Request) -> Response:
-    device = await _device(request)
-    if device is None:
-        return _unauthorized()
-    body = await _json(request, _JobReport)
-    if isinstance(body, Response):
-        return body
-    assert isinstance(body, _JobReport)
+    checked = await _device_and_body(request, _JobReport)
+    if isinstance(checked, Response):
+        return checked
+    device, body = checked
     job_id = int(request.path_params["job_id"])
     db: Database = request.app.state.db
 
@@ -221,13 +225,10 @@ async def api_job_document(request: Request) -> Response:
 
 
 async def api_heartbeat(request: Request) -> Response:
-    device = await _device(request)
-    if device is None:
-        return _unauthorized()
-    body = await _json(request, _Heartbeat)
-    if isinstance(body, Response):
-        return body
-    assert isinstance(body, _Heartbeat)
+    checked = await _device_and_body(request, _Heartbeat)
+    if isinstance(checked, Response):
+        return checked
+    device, body = checked
     db: Database = request.app.state.db
 
     def _beat() -> None:
@@ -242,13 +243,10 @@ async def api_heartbeat(request: Request) -> Response:
 
 
 async def api_event(request: Request) -> Response:
-    device = await _device(request)
-    if device is None:
-        return _unauthorized()
-    body = await _json(request, _DeviceEvent)
-    if isinstance(body, Response):
-        return body
-    assert isinstance(body, _DeviceEvent)
+    checked = await _device_and_body(request, _DeviceEvent)
+    if isinstance(checked, Response):
+        return checked
+    device, body = checked
     db: Database = request.app.state.db
 
     def _publish() -> None:
