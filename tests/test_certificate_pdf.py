@@ -23,6 +23,7 @@ from app.domain.certificates import CertificateType, JuminhyoLayout, JuminhyoOpt
 from app.domain.registry import Sex
 from app.models.org import Municipality
 from app.models.registry import Household, Resident, SealRegistration, TaxRecord
+from app.printing import pdf as pdf_module
 from app.printing.certificates import (
     CertificateData,
     HouseholdRecord,
@@ -34,7 +35,7 @@ from app.printing.certificates import (
     document_hash,
     render_certificate,
 )
-from app.printing.pdf import PdfLayoutError, missing_fonts
+from app.printing.pdf import PdfLayoutError, missing_fonts, needs_mj_font
 from app.printing.seal import blacken_seal, make_demo_seal
 from app.printing.signing import DemoSigningKey, sign_pdf, signer_from_settings, validate_signed_pdf
 from app.printing.verify import parse_verification_url
@@ -288,6 +289,78 @@ def test_names_use_the_mj_font(tmp_path: Path) -> None:
     assert "IPAmjMincho" in fonts and "IPAexMincho" in fonts
     for line in fonts.splitlines()[2:]:
         assert line.split()[-5] == "yes", f"font not embedded: {line}"  # emb column
+
+
+def test_only_the_characters_that_need_it_are_set_in_ipamj() -> None:
+    assert needs_mj_font(f"{YOSHI}田　太郎") == [(YOSHI, True), ("田　太郎", False)]
+    assert needs_mj_font("葛\U000e0100西") == [("葛\U000e0100", True), ("西", False)]  # MJ glyph by IVS
+    assert needs_mj_font(f"山{SAKI}　{TAKA}橋") == [(f"山{SAKI}　{TAKA}橋", False)]  # IPAex has 﨑 and 髙
+    assert needs_mj_font("") == []
+
+
+def fonts_of(pdf: bytes, tmp_path: Path) -> str:
+    path = tmp_path / "fonts.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(["pdffonts", str(path)], capture_output=True, check=True, text=True).stdout
+
+
+def test_names_without_rare_characters_do_not_embed_ipamj(tmp_path: Path) -> None:
+    data = replace(juminhyo(1), persons=(PEOPLE[3],), household=replace(HOUSEHOLD, head_name=PEOPLE[3].name))
+    rendered = render_certificate(data)
+    assert "IPAmjMincho" not in fonts_of(rendered.pdf, tmp_path)
+    [text] = [compact(t) for t in page_texts(rendered.pdf, tmp_path, 1)]
+    assert f"{TAKA}橋次郎" in text and "高橋" not in text
+
+
+def test_a_variation_sequence_is_set_in_ipamj(tmp_path: Path) -> None:
+    person = replace(PEOPLE[0], name="葛\U000e0100西　一郎")
+    data = replace(juminhyo(1), persons=(person,), household=replace(HOUSEHOLD, head_name=person.name))
+    rendered = render_certificate(data)
+    assert "IPAmjMincho" in fonts_of(rendered.pdf, tmp_path)
+    [text] = [compact(t) for t in page_texts(rendered.pdf, tmp_path, 1)]
+    assert "葛西一郎" in text.replace("\U000e0100", "")
+
+
+def test_warm_caches_render_the_same_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Font subsets and images kept between renders (app.printing.pdf) print the same pages as
+    fresh ones: the second render reuses them, the third starts from an emptied image cache."""
+    data = juminhyo(4, show_honseki=True)
+    first = render_certificate(data)
+    second = render_certificate(data)
+    monkeypatch.setattr(pdf_module._ImageCache, "MAX_ENTRIES", 0)  # emptied after every render
+    render_certificate(juminhyo(1))
+    third = render_certificate(data)
+    pages = [page_image(r.pdf, tmp_path, 1, dpi=100).tobytes() for r in (first, second, third)]
+    assert pages[0] == pages[1] == pages[2]
+    assert len(pdf_module._ImageCache.shared) == 0
+
+
+def test_the_reduced_user_agent_stylesheet_changes_no_certificate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """app.printing.pdf drops WeasyPrint's user-agent rules for pseudo-elements of every element
+    (::marker, ::footnote-call, …): the certificates lay out exactly as with the full stylesheet."""
+    assert pdf_module._ua_stylesheet() is not None
+    documents = [
+        juminhyo(6, show_head_relationship=True, show_honseki=True, show_my_number=True),
+        juminhyo(2, layout=JuminhyoLayout.INDIVIDUAL, show_resident_code=True),
+        replace(inkan(), salt="s"),
+        replace(tax(98_000, 65_000), salt="s"),
+    ]
+
+    def layout(pdf: bytes) -> list[str]:
+        path = tmp_path / "layout.pdf"
+        path.write_bytes(pdf)
+        words = subprocess.run(
+            ["pdftotext", "-bbox", str(path), "-"], capture_output=True, check=True, text=True
+        ).stdout
+        return [line for line in words.splitlines() if "<word" in line or "<page" in line]
+
+    reduced = [layout(render_certificate(data).pdf) for data in documents]
+    monkeypatch.setattr(pdf_module, "_ua_stylesheet", lambda: None)
+    full = [layout(render_certificate(data).pdf) for data in documents]
+    assert reduced == full
+    assert all(len(words) > 20 for words in full)
 
 
 def test_content_that_does_not_fit_fails_instead_of_spilling() -> None:
