@@ -1018,7 +1018,8 @@ class Bridge:
                     reason = now
                     await self._report(order.id, order.attempt, "printing", reason)
             # Not woken by a cancel: a cancelled job is cancelled in CUPS and shows up as such here.
-            await self._sleep(min(1.0, self.config.retry_seconds))
+            # Short waits first (most jobs finish within a fraction of a second), then up to 1 s.
+            await self._sleep(min(0.05 * 2 ** min(polls, 5), 1.0, self.config.retry_seconds))
         else:
             return  # stopping: CUPS keeps the job; the next run follows it again
         await self._report_final(order.id, order.attempt, "done")

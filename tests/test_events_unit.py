@@ -483,3 +483,25 @@ async def test_threadsafe_publish_from_worker_threads(event_db: Database) -> Non
                 assert ns == list(range(start, start + 10))
     finally:
         await hub.stop()
+
+
+def test_a_released_savepoint_publishes_nothing_until_the_commit(tmp_path: Path) -> None:
+    """Found by bench/bench_certificate_flow.py: a bridge was told of a job it could not read yet."""
+    from app.events import publish_on_commit, set_event_sink
+    from app.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'savepoint.db'}"
+    upgrade(url)
+    db = Database(url)
+    got: list[int] = []
+    previous = set_event_sink(lambda event: got.append(event.id))
+    try:
+        with db.write_session() as session:
+            with session.begin_nested():
+                publish_on_commit(session, "staff", "test.savepoint", {})
+            assert got == []
+            session.commit()
+        assert len(got) == 1
+    finally:
+        set_event_sink(previous)
+        db.dispose()

@@ -107,6 +107,8 @@ def publish_on_commit(
 
 @sa_event.listens_for(OrmSession, "after_commit")
 def _publish_after_commit(session: OrmSession) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint was released; the real commit is still to come
     pending: list[tuple[EventRecord, Event]] = session.info.pop(_PENDING, [])
     for record, event in pending:
         if inspect(record).transient:
