@@ -379,3 +379,20 @@ def test_cancel_needs_a_reason_and_hand_over_follows_printing(kiosk: Kiosk) -> N
         assert cancelled is not None and cancelled.state == RequestState.CANCELLED
         entry = session.exec(select(AuditEntry).where(AuditEntry.action == "certificate.cancelled")).one()
         assert entry.detail["reason"] == "本人が不要と申し出"
+
+
+def test_a_bridge_that_never_answers_gives_a_clear_message(kiosk: Kiosk) -> None:
+    from datetime import timedelta
+
+    from app.models import KioskSession
+
+    kiosk.begin("juminhyo")
+    kiosk.enter_pin("1234")
+    assert kiosk.follow("wait").status_code == 200  # still checking
+    with kiosk.db.write_session() as session:
+        row = session.exec(select(KioskSession)).one()
+        row.updated_at = row.updated_at - timedelta(seconds=30)
+        session.add(row)
+        session.commit()
+    assert kiosk.follow("wait").headers["location"] == "/kiosk/0101/card"
+    assert "読み取り機から応答がありません" in kiosk.follow("card").text

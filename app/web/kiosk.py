@@ -256,20 +256,26 @@ async def pin(request: Request) -> Response:
 
 def wait(request: Request) -> Response:
     """Checking the card; polls itself until the bridge has answered (or gives up)."""
-    with _db(request).write_session() as session:
+    # Polled every second while the card is checked: read only, and write just once on a timeout.
+    with _db(request).session() as session:
         walk = _walk(request, session)
         if walk.row is None:
             return _to(request, walk.device.code, "")
         row = walk.row
-        if row.step == "authenticating" and kiosk_service.command_timed_out(row):
-            row.step = "card"
-            row.result = {"error": "no_answer"}
-            session.add(row)
-            session.commit()
-        if row.step == "authenticating":
-            return _render(request, "wait.html", {"code": walk.device.code})
-        next_step = {"card": "card", "refused": "refused", "options": "options"}.get(row.step, "")
-    return _to(request, request.path_params["code"], next_step)
+        timed_out = kiosk_service.command_timed_out(row)
+    if timed_out:
+        with _db(request).write_session() as session:
+            fresh = session.get(KioskSession, row.id)
+            if fresh is not None and kiosk_service.command_timed_out(fresh):
+                fresh.step = "card"
+                fresh.result = {"error": "no_answer"}
+                session.add(fresh)
+                session.commit()
+                row = fresh
+    if row.step == "authenticating":
+        return _render(request, "wait.html", {"code": walk.device.code})
+    next_step = {"card": "card", "refused": "refused", "options": "options"}.get(row.step, "")
+    return _to(request, walk.device.code, next_step)
 
 
 def refused(request: Request) -> Response:
