@@ -11,7 +11,7 @@ import functools
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -312,20 +312,6 @@ def on_print_job_done(session: Session, job: PrintJob) -> None:
     request = session.get(CertificateRequest, int(job.payload["request_id"]))
     if request is not None and request.state in (RequestState.RECEIVED, RequestState.AWAITING_CONFIRMATION):
         move(session, Actor.system("printer"), request.id or 0, RequestState.PRINTED)
-
-
-def todays_requests(
-    session: Session, *, day: date | None = None, limit: int = 200
-) -> list[CertificateRequest]:
-    day = day or today_jst()
-    return list(
-        session.exec(
-            select(CertificateRequest)
-            .where(CertificateRequest.reception_date >= day - timedelta(days=0))
-            .order_by(col(CertificateRequest.id).desc())
-            .limit(limit)
-        ).all()
-    )
 
 
 # Printing the certificate itself --------------------------------------------------------------

@@ -21,7 +21,7 @@ from app.domain.certificates import CertificateType, JuminhyoOptions, kiosk_tax_
 from app.domain.eligibility import Refusal, for_display, kiosk_refusals
 from app.events import send_transient
 from app.integrations.jpki import CardAuthError, RevocationChecker, TrustStore, verify_card_authentication
-from app.models import Device, Household, KioskSession, Resident, SealRegistration
+from app.models import Device, KioskSession, Resident, SealRegistration
 from app.models._types import utcnow
 from app.services import devices as device_service
 from app.services.certificates import NewRequest, create_request, today_jst
@@ -348,8 +348,3 @@ def confirm(session: Session, row: KioskSession, device: Device, idempotency_key
     row.updated_at = utcnow()
     session.add(row)
     return request.id
-
-
-def household_name(session: Session, resident: Resident) -> str:
-    household = session.get(Household, resident.household_id)
-    return household.head_name if household else ""

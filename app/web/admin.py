@@ -15,6 +15,7 @@ from app.models import AuditEntry, StaffGroup
 from app.services import audit, staff as staff_service
 from app.services.staff import StaffError
 from app.web.guards import client_ip, user_of
+from app.web.htmx import is_htmx
 from app.web.templating import JST
 
 AUDIT_PAGE_SIZE = 100
@@ -186,6 +187,6 @@ def audit_log(request: Request) -> Response:
         request,
         "admin/audit.html",
         {"entries": entries, "filters": filters, "total": total, "pages": pages},
-        block_name="results" if request.headers.get("hx-request") == "true" else None,
+        block_name="results" if is_htmx(request) else None,
     )
     return response

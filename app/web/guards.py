@@ -7,9 +7,9 @@ each protected route refuses anonymous and wrong-role users.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any
 from urllib.parse import quote, urlsplit
 
 from starlette.concurrency import run_in_threadpool
@@ -96,7 +96,7 @@ async def _csrf_ok(request: Request) -> bool:
 def guard(
     endpoint: Endpoint, permission: Permission | None, csrf: bool
 ) -> Callable[[Request], Awaitable[Response]]:
-    is_async = _is_async(endpoint)
+    is_async = inspect.iscoroutinefunction(endpoint)
 
     async def guarded(request: Request) -> Response:
         if permission is not None:
@@ -128,12 +128,6 @@ def _log_forbidden(request: Request, user: CurrentUser, permission: Permission) 
             detail={"method": request.method, "needs": permission.value},
         )
         session.commit()
-
-
-def _is_async(endpoint: Any) -> bool:
-    import inspect
-
-    return inspect.iscoroutinefunction(endpoint)
 
 
 class AppRoute(Route):

@@ -477,7 +477,3 @@ async def api_command_result(request: Request) -> Response:
     if not accepted:
         return JSONResponse({"error": "unknown_command"}, status_code=404)
     return JSONResponse({"accepted": True})
-
-
-def make_card_checks(settings: Settings) -> CardChecks:
-    return CardChecks(settings)
