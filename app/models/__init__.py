@@ -1,6 +1,7 @@
 """SQLModel tables. Importing this package registers every table on SQLModel.metadata."""
 
 from app.models.audit import AuditEntry, AuditHead, EventRecord
+from app.models.cases import LifeCase, LifeCaseProcedure, LifeEventRules
 from app.models.certificates import (
     CertificateIssue,
     CertificateRequest,
@@ -19,6 +20,9 @@ __all__ = [
     "DailyCounter",
     "IssuedCopy",
     "KioskSession",
+    "LifeCase",
+    "LifeCaseProcedure",
+    "LifeEventRules",
     "AuditEntry",
     "AuditHead",
     "Device",
