@@ -18,6 +18,7 @@ from app.web import (
     events,
     history,
     home,
+    interview,
     kiosk,
     locations,
     queue,
@@ -162,6 +163,7 @@ def routes() -> list[BaseRoute]:
         ),
         # Areas that keep their own part of the table: history, statistics, location settings
         *history.routes(),
+        *interview.routes(),
         *stats.routes(),
         *locations.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),

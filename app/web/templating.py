@@ -38,6 +38,13 @@ def iso_date(value: date | None) -> str:
     return value.isoformat() if value else ""
 
 
+def wareki_date(value: date | None) -> str:
+    """和暦 for people reading Japanese screens (令和8年11月21日)."""
+    from app.domain.wareki import format_wareki
+
+    return format_wareki(value) if value else ""
+
+
 def _context(request: Request) -> dict[str, Any]:
     state = request.scope.get("state", {})
     return {
@@ -63,5 +70,6 @@ def make_templates() -> Jinja2Blocks:
     env.filters["local_time"] = local_time
     env.filters["iso_date"] = iso_date
     env.filters["json_text"] = json_text
+    env.filters["wareki"] = wareki_date
     env.globals["static_version"] = "1"
     return templates

@@ -1,0 +1,13 @@
+"""Signatures posted with a case form (the pad's JSON) checked and stamped with the time."""
+
+from __future__ import annotations
+
+from app.domain.cases import Signature, SignatureRole
+from app.domain.signature import SignatureError, parse_signature as _parse
+from app.models._types import utcnow
+
+__all__ = ["SignatureError", "parse_signature"]
+
+
+def parse_signature(raw_json: str, role: SignatureRole) -> Signature:
+    return _parse(raw_json, role, utcnow())
