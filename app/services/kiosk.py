@@ -42,6 +42,16 @@ class KioskError(ValueError):
         self.tries_left = tries_left
 
 
+def begin_life(session: Session, device: Device, language: str) -> str:
+    """A new life-event walk on this kiosk (the case itself is a LifeCase); returns the cookie."""
+    assert device.id is not None
+    session.exec(delete(KioskSession).where(col(KioskSession.device_id) == device.id))
+    cookie = secrets.token_urlsafe(32)
+    session.add(KioskSession(id=session_id(cookie), device_id=device.id, language=language, step="life"))
+    session.flush()
+    return cookie
+
+
 def session_id(cookie: str) -> str:
     return hashlib.sha256(cookie.encode()).hexdigest()
 

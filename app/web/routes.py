@@ -20,6 +20,7 @@ from app.web import (
     home,
     interview,
     kiosk,
+    kiosk_life,
     locations,
     queue,
     staff as staff_views,
@@ -164,6 +165,7 @@ def routes() -> list[BaseRoute]:
         # Areas that keep their own part of the table: history, statistics, location settings
         *history.routes(),
         *interview.routes(),
+        *kiosk_life.routes(),
         *stats.routes(),
         *locations.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),

@@ -1,0 +1,353 @@
+"""Life events at the kiosk (touch only): event → card → people → questions → procedures → sign → done.
+
+The walk is the kiosk's `KioskSession` (cookie) whose `options["case"]` names the draft case; the
+case is saved at every step, so a reload or the back button loses nothing, and a clerk can pick
+up the same case at the counter. The card's 券面事項入力補助AP (read through the bridge with its
+own 4-digit PIN) gives the applicant's name, address, birth date and sex; without a card the
+resident still gets the list of procedures, and the clerk fills in the rest.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from app import i18n
+from app.domain.cases import CaseMode, CaseStatus, Person, SignatureRole
+from app.domain.devices import PrinterKind
+from app.domain.lifeevents import Insurance
+from app.models import KioskSession, LifeCase, Location
+from app.services import case_input, cases, devices as device_service, kiosk as kiosk_service
+from app.services.case_signatures import SignatureError, parse_signature
+from app.services.lifeevent_rules import current_rules
+from app.web.guards import client_ip, public
+from app.web.kiosk import KIOSK_COOKIE, Walk, _db, _render, _to, _walk
+
+# What a resident can add with a touch (the relationship of a person moving in with them).
+ADD_RELATIONSHIPS = ("妻", "夫", "子", "父", "母", "祖父", "祖母", "兄", "姉", "弟", "妹", "縁故者")
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        public("/kiosk/{code:str}/life", events_page, name="kiosk-life:events"),
+        public("/kiosk/{code:str}/life/begin", begin, name="kiosk-life:begin", methods=["POST"]),
+        public("/kiosk/{code:str}/life/people", people_page, name="kiosk-life:people"),
+        public("/kiosk/{code:str}/life/people", people_save, name="kiosk-life:people-save", methods=["POST"]),
+        public("/kiosk/{code:str}/life/questions", questions_page, name="kiosk-life:questions"),
+        public(
+            "/kiosk/{code:str}/life/questions",
+            questions_save,
+            name="kiosk-life:questions-save",
+            methods=["POST"],
+        ),
+        public("/kiosk/{code:str}/life/result", result_page, name="kiosk-life:result"),
+        public("/kiosk/{code:str}/life/sign", sign_page, name="kiosk-life:sign"),
+        public("/kiosk/{code:str}/life/sign", sign_submit, name="kiosk-life:sign-submit", methods=["POST"]),
+        public("/kiosk/{code:str}/life/done", done_page, name="kiosk-life:done"),
+    ]
+
+
+def _case(session: Session, walk: Walk) -> LifeCase | None:
+    if walk.row is None:
+        return None
+    token = str(walk.row.options.get("case", ""))
+    return cases.by_token(session, token) if token else None
+
+
+def _context(session: Session, walk: Walk, case: LifeCase) -> dict[str, Any]:
+    from app.web.interview import editor_context
+
+    return editor_context(session, case) | {"code": walk.device.code}
+
+
+# Choose ----------------------------------------------------------------------------------------
+
+
+def events_page(request: Request) -> Response:
+    with _db(request).session() as session:
+        walk = _walk(request, session)
+        rules = current_rules(session)[1]
+    events = sorted(rules.catalog.events, key=lambda e: (e.order, e.id))
+    return _render(request, "life_events.html", {"code": walk.device.code, "events": events})
+
+
+async def begin(request: Request) -> Response:
+    """Start a walk for one life event. The applicant is typed/added by touch (or by the clerk);
+    the card path fills the applicant from the card."""
+    form = await request.form()
+    code = request.path_params["code"]
+    event_id = str(form.get("event", ""))[:64]
+
+    def _begin() -> str | None:
+        with _db(request).write_session() as session:
+            walk = _walk(request, session)
+            rules = current_rules(session)[1]
+            if rules.catalog.event(event_id) is None or walk.location is None:
+                return None
+            cookie = kiosk_service.begin_life(session, walk.device, i18n.current_language())
+            row = session.get(KioskSession, kiosk_service.session_id(cookie))
+            assert row is not None
+            applicant = Person(key="new-1", relationship="世帯主", source="typed")
+            case = cases.start(
+                session,
+                event_id=event_id,
+                mode=CaseMode.KIOSK,
+                location=walk.location,
+                applicant=applicant,
+                members=[applicant],
+                device=walk.device,
+                ip=client_ip(request),
+            )
+            row.options = {"case": case.token, "event": event_id}
+            row.step = "life"
+            session.add(row)
+            session.commit()
+            return cookie
+
+    cookie = await run_in_threadpool(_begin)
+    if cookie is None:
+        return _to(request, code, "life")
+    response = _to(request, code, "life/people")
+    response.set_cookie(
+        KIOSK_COOKIE,
+        cookie,
+        httponly=True,
+        samesite="strict",
+        path="/kiosk/",
+        secure=request.app.state.settings.cookie_secure,
+    )
+    return response
+
+
+# People ----------------------------------------------------------------------------------------
+
+
+def people_page(request: Request, *, status: int = 200) -> Response:
+    with _db(request).session() as session:
+        walk = _walk(request, session)
+        case = _case(session, walk)
+        if case is None:
+            return _to(request, walk.device.code, "life")
+        if case.status is not CaseStatus.DRAFT:
+            return _to(request, walk.device.code, "life/done")
+        context = _context(session, walk, case)
+    return _render(
+        request,
+        "life_people.html",
+        context | {"add_relationships": ADD_RELATIONSHIPS, "insurances": [i.value for i in Insurance]},
+        status,
+    )
+
+
+async def people_save(request: Request) -> Response:
+    form = await request.form()
+    code = request.path_params["code"]
+    action = str(form.get("action", "next"))
+
+    def _save() -> str:
+        with _db(request).write_session() as session:
+            walk = _walk(request, session)
+            case = _case(session, walk)
+            if case is None:
+                return "expired"
+            revision_raw = str(form.get("revision", ""))
+            revision = int(revision_raw) if revision_raw.isdigit() else None
+            try:
+                case_input.apply_form(session, case, form, revision=revision)
+                if action.startswith("add:"):
+                    relationship = action.removeprefix("add:")
+                    if relationship in ADD_RELATIONSHIPS:
+                        case_input.add_person(
+                            session, case, revision=case.revision, relationship=relationship
+                        )
+                elif action.startswith("remove:"):
+                    case_input.remove_person(
+                        session, case, action.removeprefix("remove:"), revision=case.revision
+                    )
+            except cases.CaseError:
+                session.rollback()
+                return "stale"
+            session.commit()
+            if action != "next":
+                return "again"
+            problems = {
+                k: v
+                for k, v in case_input.field_problems(case).items()
+                if k.endswith((".birth_date", ".relationship"))
+            }
+            return "problems" if problems else "ok"
+
+    outcome = await run_in_threadpool(_save)
+    if outcome == "expired":
+        return _to(request, code, "life")
+    if outcome == "ok":
+        return _to(request, code, "life/questions")
+    if outcome == "problems":
+        return await run_in_threadpool(people_page, request, status=422)
+    return _to(request, code, "life/people")
+
+
+# Questions -------------------------------------------------------------------------------------
+
+
+def questions_page(request: Request, *, status: int = 200) -> Response:
+    with _db(request).session() as session:
+        walk = _walk(request, session)
+        case = _case(session, walk)
+        if case is None:
+            return _to(request, walk.device.code, "life")
+        if case.status is not CaseStatus.DRAFT:
+            return _to(request, walk.device.code, "life/done")
+        context = _context(session, walk, case)
+    return _render(request, "life_questions.html", context | {"submitted": status != 200}, status)
+
+
+async def questions_save(request: Request) -> Response:
+    form = await request.form()
+    code = request.path_params["code"]
+
+    def _save() -> str:
+        with _db(request).write_session() as session:
+            walk = _walk(request, session)
+            case = _case(session, walk)
+            if case is None:
+                return "expired"
+            revision_raw = str(form.get("revision", ""))
+            try:
+                case_input.apply_form(
+                    session, case, form, revision=int(revision_raw) if revision_raw.isdigit() else None
+                )
+            except cases.CaseError:
+                session.rollback()
+                return "stale"
+            session.commit()
+            evaluation = cases.evaluate_case(session, case)
+            answered = {q.id for q in evaluation.questions if q.id in case.data.get("answers", {})}
+            missing = [q for q in evaluation.questions if q.required and q.id not in answered]
+            return "ok" if evaluation.ok and not missing else "problems"
+
+    outcome = await run_in_threadpool(_save)
+    if outcome == "expired":
+        return _to(request, code, "life")
+    if outcome == "ok":
+        return _to(request, code, "life/result")
+    return await run_in_threadpool(questions_page, request, status=422)
+
+
+# Result, signature, done -----------------------------------------------------------------------
+
+
+def result_page(request: Request) -> Response:
+    with _db(request).session() as session:
+        walk = _walk(request, session)
+        case = _case(session, walk)
+        if case is None:
+            return _to(request, walk.device.code, "life")
+        context = _context(session, walk, case)
+    if not context["evaluation"].ok:
+        return _to(request, walk.device.code, "life/questions")
+    return _render(request, "life_result.html", context)
+
+
+def sign_page(request: Request, *, error: str = "", status: int = 200) -> Response:
+    with _db(request).session() as session:
+        walk = _walk(request, session)
+        case = _case(session, walk)
+        if case is None:
+            return _to(request, walk.device.code, "life")
+        if case.status is not CaseStatus.DRAFT:
+            return _to(request, walk.device.code, "life/done")
+        context = _context(session, walk, case)
+    return _render(request, "life_sign.html", context | {"error": error}, status)
+
+
+async def sign_submit(request: Request) -> Response:
+    form = await request.form()
+    code = request.path_params["code"]
+
+    def _submit() -> str:
+        with _db(request).write_session() as session:
+            walk = _walk(request, session)
+            case = _case(session, walk)
+            if case is None or walk.location is None:
+                return "expired"
+            if case.status is not CaseStatus.DRAFT:
+                return "ok"  # a double tap: already submitted
+            try:
+                signature = parse_signature(str(form.get("signature.resident", "")), SignatureRole.RESIDENT)
+            except SignatureError as error:
+                return error.message_ja
+            try:
+                cases.submit(
+                    session,
+                    case,
+                    revision=None,
+                    signatures=[signature],
+                    device=walk.device,
+                    ip=client_ip(request),
+                )
+                _print_receipt(session, walk, case, walk.location, request.app.state.settings.base_url)
+            except cases.CaseError as error:
+                session.rollback()
+                return error.message_ja
+            session.commit()
+            return "ok"
+
+    outcome = await run_in_threadpool(_submit)
+    if outcome == "expired":
+        return _to(request, code, "life")
+    if outcome == "ok":
+        return _to(request, code, "life/done")
+    return await run_in_threadpool(sign_page, request, error=outcome, status=422)
+
+
+def _print_receipt(session: Session, walk: Walk, case: LifeCase, location: Location, base: str) -> None:
+    """The kiosk's slip: reception number and the case QR a department scans (no personal data)."""
+    assert walk.device.id is not None
+    device_service.enqueue(
+        session,
+        device_id=walk.device.id,
+        printer=PrinterKind.RECEIPT,
+        title=f"手続き受付票 {cases.reception_label(case)}",
+        payload={
+            "receipt": {
+                "title": "手続き受付票",
+                "number": cases.reception_label(case),
+                "number_label": "受付番号",
+                "lines": [str(case.data.get("event_name", "")), location.name],
+                "qr": f"{base}/cases/scan/{case.token}",
+                "footer": ["窓口でこの紙をお見せください。", "書類はこちらで用意します。"],
+            }
+        },
+        source_type="life_case",
+        source_id=str(case.id),
+    )
+
+
+def done_page(request: Request) -> Response:
+    with _db(request).session() as session:
+        walk = _walk(request, session)
+        case = _case(session, walk)
+        if case is None or case.status is CaseStatus.DRAFT:
+            return _to(request, walk.device.code, "life")
+        data = cases.case_data(case, cases.procedures_of(session, case))
+    departments: dict[str, str] = {}
+    for p in data.procedures:
+        departments.setdefault(p.department_id, p.department_name)
+    return _render(
+        request,
+        "life_done.html",
+        {
+            "code": walk.device.code,
+            "case": case,
+            "data": data,
+            "departments": departments,
+            "today": date.today(),
+        },
+    )
