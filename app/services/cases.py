@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -284,6 +284,13 @@ def start(
     if event is None:
         raise CaseError("event", "その届出は選べません。", "That life event is not available.")
     assert location.id is not None
+    default = event.subjects.default.value
+    members = [
+        replace(m, subject=default == "all" or (default == "applicant" and m.key == applicant.key))
+        for m in members
+    ]
+    if default == "applicant" and not any(m.key == applicant.key for m in members):
+        applicant = replace(applicant, subject=True)
     municipality = session.get(Municipality, 1)
     today = today_jst()
     token = new_token()
