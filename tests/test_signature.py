@@ -209,7 +209,9 @@ def test_simplify_long_stroke_in_windows() -> None:
 
 
 def test_simplify_keeps_corners() -> None:
-    corner = [[10 + i * 2.0, 50, i, 0.5] for i in range(50)] + [[108, 50 + i * 2.0, 50 + i, 0.5] for i in range(1, 50)]
+    corner = [[10 + i * 2.0, 50, i, 0.5] for i in range(50)] + [
+        [108, 50 + i * 2.0, 50 + i, 0.5] for i in range(1, 50)
+    ]
     simple = simplify(parse(pad_json([corner])), 0.5).strokes[0]
     assert [(pt.x, pt.y) for pt in simple] == [(10.0, 50.0), (108.0, 50.0), (108.0, 148.0)]
 
@@ -244,9 +246,7 @@ def test_simplify_bounds_storage_of_a_real_looking_signature() -> None:
     # Every dropped point lies within the tolerance of the simplified line.
     for before, after in zip(sig.strokes, simple.strokes, strict=True):
         for pt in before:
-            nearest = min(
-                _distance_to_segment(pt, a, b) for a, b in zip(after, after[1:], strict=False)
-            )
+            nearest = min(_distance_to_segment(pt, a, b) for a, b in zip(after, after[1:], strict=False))
             assert nearest <= 0.5 + 1e-9
 
 
