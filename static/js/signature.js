@@ -89,11 +89,13 @@
     canvas.addEventListener("lostpointercapture", function (e) { self.up(e); });
     if (this.undoButton) this.undoButton.addEventListener("click", function () { self.undo(); });
     if (this.clearButton) this.clearButton.addEventListener("click", function () { self.clear(); });
+    // Zooming changes the pad's CSS size too, so the observer also catches devicePixelRatio changes.
     if (window.ResizeObserver) {
       this.observer = new ResizeObserver(function () { self.resize(); });
       this.observer.observe(this.surface);
+    } else {
+      window.addEventListener("resize", function () { self.resize(); });
     }
-    window.addEventListener("resize", function () { self.resize(); }); // also fires on zoom (DPR)
     var form = this.root.closest("form");
     if (form && this.root.getAttribute("data-required") === "true") {
       form.addEventListener("submit", function (e) {

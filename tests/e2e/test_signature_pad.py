@@ -26,6 +26,7 @@ from app.domain.cases import SignatureRole
 from app.domain.signature import SignatureError, parse_signature, signature_stats
 from app.web.templating import STATIC_DIR, make_templates
 from tests.conftest import _free_port
+from tests.e2e.test_accessibility import axe
 
 pytestmark = pytest.mark.e2e
 
@@ -34,6 +35,7 @@ PAGE = """{% from "_signature_pad.html" import signature_pad, signature_assets %
 <link rel="stylesheet" href="/static/css/kiosk.css">
 {{ signature_assets() }}<script src="/static/vendor/htmx.min.js" defer></script></head>
 <body class="kiosk"><main class="kiosk-main">
+<h1>署名のテスト</h1>
 <form id="form" method="post" action="/submit">
 {{ signature_pad("resident_signature", "届出人の署名") }}
 <button type="submit" class="primary" id="send">送信</button>
@@ -41,6 +43,18 @@ PAGE = """{% from "_signature_pad.html" import signature_pad, signature_assets %
 <button type="button" id="more" hx-get="/fragment" hx-target="#later">もう一つ</button>
 <div id="later"></div>
 </main></body></html>"""
+
+PREFILLED = """{% from "_signature_pad.html" import signature_pad, signature_assets %}<!doctype html>
+<html lang="ja"><head><meta charset="utf-8"><title>署名</title>{{ signature_assets() }}</head>
+<body><main><h1>もう一度</h1><form>
+{{ signature_pad("resident_signature", "届出人の署名", value=value, error=error) }}
+</form></main></body></html>"""
+SAVED = {
+    "width": 500,
+    "height": 194,
+    "pointer_type": "touch",
+    "strokes": [[[20, 50, 0, 0.5], [200, 120, 80, 0.62]]],
+}
 
 FRAGMENT = """{% from "_signature_pad.html" import signature_pad %}
 <form id="form2">{{ signature_pad("clerk_signature", "受付者の署名", required=False) }}</form>"""
@@ -79,6 +93,12 @@ def pad_server() -> Iterator[str]:
     async def page(request: Request) -> Response:
         return HTMLResponse(templates.env.from_string(PAGE).render())
 
+    async def prefilled(request: Request) -> Response:
+        page = templates.env.from_string(PREFILLED)
+        return HTMLResponse(
+            page.render(value=json.dumps(SAVED), error="署名が短すぎます。もう一度書いてください")
+        )
+
     async def fragment(request: Request) -> Response:
         return HTMLResponse(templates.env.from_string(FRAGMENT).render())
 
@@ -96,6 +116,7 @@ def pad_server() -> Iterator[str]:
         routes=[
             Route("/", page),
             Route("/fragment", fragment),
+            Route("/prefilled", prefilled),
             Route("/submit", submit, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ]
@@ -274,3 +295,21 @@ def test_accessibility_of_the_pad(page: Any, pad_server: str) -> None:
     assert buttons.count() == 2
     assert all(buttons.nth(i).get_attribute("type") == "button" for i in range(2))
     assert page.evaluate(f"() => getComputedStyle(document.querySelector('{CANVAS}')).touchAction") == "none"
+    page.click("#send")  # the error shown, as well as the pad
+    assert axe(page, "signature pad") == []
+    draw(page, [[30 + i * 20, 90, 0.7, 5] for i in range(10)])
+    assert axe(page, "signature pad with ink") == []
+
+
+def test_a_signature_given_back_by_the_server_is_shown_again(page: Any, pad_server: str) -> None:
+    open_pad(page, f"{pad_server}/prefilled")
+    assert value(page) == SAVED
+    assert page.evaluate(INK, CANVAS) > 100
+    assert page.locator("[data-signature-undo]").is_enabled()
+    error = page.locator("[data-signature-error]")
+    assert error.inner_text() == "署名が短すぎます。もう一度書いてください"
+    draw(page, [[30 + i * 20, 150, 0.7, 5] for i in range(10)], pointer_type="touch")
+    assert error.is_hidden()  # writing again clears the server's message
+    data = value(page)
+    assert data["strokes"][0] == SAVED["strokes"][0] and len(data["strokes"]) == 2
+    assert data["width"] == 500  # the saved pad's space, not the new size
