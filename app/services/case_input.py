@@ -45,6 +45,7 @@ PERSON_FIELDS = (
 )
 ADDRESS_PARTS = ("postal_code", "address", "katagaki")
 TEXT_LIMIT = 255
+SIGNATURE_LIMIT = 1_000_000  # the pad's JSON (app.domain.signature refuses more)
 # Events whose new address the forms need (住民異動届: 新住所).
 NEEDS_NEW_ADDRESS = frozenset({"tennyu", "tenkyo", "tenshutsu"})
 
@@ -195,7 +196,12 @@ def apply_form(
         new_head=_one(form, "new_head"),
         old_head=_one(form, "old_head"),
     )
-    case.data = dict(case.data) | {"raw_fields": raw}
+    pending = dict(case.data.get("pending_signatures", {}))
+    for role in ("resident", "clerk"):
+        drawn = form.get(f"signature.{role}")
+        if isinstance(drawn, str) and drawn.strip() and len(drawn) <= SIGNATURE_LIMIT:
+            pending[role] = drawn  # checked on submit; kept so a page shown again redraws it
+    case.data = dict(case.data) | {"raw_fields": raw, "pending_signatures": pending}
     event_id = case.event_id
     rules = cases.rules_for(session, case)
     questions = rules.event(event_id).event.questions

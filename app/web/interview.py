@@ -218,6 +218,7 @@ def editor_context(
         "people": {p.key: p for p in data.members},
         "today": today,
         "ready": evaluation.ok and not field_problems,
+        "signatures": case.data.get("pending_signatures", {}),
         "new_address_needed": case.event_id in case_input.NEEDS_NEW_ADDRESS,
     }
 
