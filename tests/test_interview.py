@@ -133,3 +133,19 @@ def test_family_moving_in_submitted_with_signatures(
         assert session.exec(select(AuditEntry).where(AuditEntry.action == "case.submit")).first()
     # A submitted case is no longer edited here.
     assert client.get(f"/staff/interview/{token}").headers["location"] == f"/staff/cases/{token}"
+
+
+def test_idou_csv_export_of_the_day(client: TestClient, db: Database, staff_accounts: StaffAccounts) -> None:
+    test_family_moving_in_submitted_with_signatures(client, db, staff_accounts)
+    response = client.get("/staff/cases/idou.csv")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    body = response.content.decode("utf-8-sig")
+    lines = body.split("\r\n")
+    assert len(lines) == 4 and lines[-1] == ""  # header, two people who moved in, final CRLF
+    assert "転入" in lines[1] and "山形県寒河江市中央一丁目9番45号" in lines[1]
+    sjis = client.get("/staff/cases/idou.csv?encoding=cp932")
+    assert sjis.status_code == 200 and "転入".encode("cp932") in sjis.content
+    assert client.get("/staff/cases/idou.csv?day=yesterday").status_code == 400
+    with db.session() as session:
+        assert len(session.exec(select(AuditEntry).where(AuditEntry.action == "case.idou_export")).all()) == 2

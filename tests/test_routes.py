@@ -41,6 +41,7 @@ EXPECTED = {
     "staff:locations": ("/staff/locations", {"GET"}, "location.settings"),
     "staff:location": ("/staff/locations/{location_id:int}", {"GET"}, "location.settings"),
     "staff:location-update": ("/staff/locations/{location_id:int}", {"POST"}, "location.settings"),
+    "cases:idou-csv": ("/staff/cases/idou.csv", {"GET"}, "life_event.handle"),
     "interview:start": ("/staff/interview", {"GET"}, "life_event.handle"),
     "interview:start-submit": ("/staff/interview", {"POST"}, "life_event.handle"),
     "interview:case": ("/staff/interview/{token:str}", {"GET"}, "life_event.handle"),

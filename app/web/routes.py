@@ -14,6 +14,7 @@ from app.domain.permissions import Permission as P
 from app.web import (
     admin,
     auth,
+    case_export,
     devices,
     events,
     history,
@@ -165,6 +166,7 @@ def routes() -> list[BaseRoute]:
         # Areas that keep their own part of the table: history, statistics, location settings
         *history.routes(),
         *interview.routes(),
+        *case_export.routes(),
         *kiosk_life.routes(),
         *stats.routes(),
         *locations.routes(),
