@@ -1,0 +1,205 @@
+"""Every life event end to end in a real browser, at the kiosk (touch) and in interview mode.
+
+The questions are answered the way a hurried resident would: the first choice, 「いいえ」, one,
+yesterday — repeated until no question is left, because answers reveal follow-up questions.
+Signatures are drawn on the pad with real pointer events. The case must arrive submitted, with
+procedures, the signature as vectors and the answers as given.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import col, select
+
+from app.domain.cases import CaseStatus
+from app.models import LifeCase, LifeCaseProcedure, Resident
+from app.services.certificates import today_jst
+from tests.conftest import TEST_PASSWORD
+from tests.e2e.test_accessibility import KIOSK, Town, card_holder, demo_town
+
+pytestmark = pytest.mark.e2e
+
+EVENTS = ("tennyu", "tenshutsu", "tenkyo", "setai_henko", "shussei", "shibou", "konin", "rikon")
+
+
+@pytest.fixture(scope="module")
+def town(sqlite_template: Path, password_hash: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Town]:
+    yield from demo_town(sqlite_template, password_hash, tmp_path_factory)
+
+
+def _event_date(event_id: str) -> date:
+    today = today_jst()
+    return today + timedelta(days=7) if event_id == "tenshutsu" else today - timedelta(days=1)
+
+
+ANSWER_VISIBLE = """
+(args) => {
+  const [root, day] = args;
+  let changed = 0;
+  for (const box of document.querySelectorAll(root + " .question[data-kind]")) {
+    const kind = box.dataset.kind;
+    if (kind === "yes_no" || kind === "choice") {
+      if (box.querySelector("input[type=radio]:checked")) continue;
+      const radios = box.querySelectorAll("input[type=radio]");
+      const pick = kind === "yes_no" ? radios[1] : radios[0];
+      pick.closest("label").click();
+      changed++;
+    } else {
+      const input = box.querySelector("input");
+      if (input.value) continue;
+      input.value = kind === "date" ? day : String(Math.max(1, Number(input.min || 1)));
+      input.dispatchEvent(new Event("change", { bubbles: true }));
+      changed++;
+    }
+  }
+  return changed;
+}
+"""
+
+
+def _sign(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    canvas = page.locator(f"[data-signature-input='{name}'] canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    assert box is not None
+    x, y = box["x"], box["y"]
+    page.mouse.move(x + 20, y + box["height"] * 0.6)
+    page.mouse.down()
+    for i in range(1, 12):
+        page.mouse.move(x + 20 + i * 25, y + box["height"] * (0.6 - 0.3 * (i % 2)), steps=2)
+    page.mouse.up()
+    value = page.locator(f"input[name='{name}']").input_value()
+    assert '"strokes"' in value
+
+
+def _check_case(town: Town, token_or_latest: str | None, event_id: str) -> LifeCase:
+    with town.db.session() as session:
+        query = select(LifeCase).where(LifeCase.event_id == event_id)
+        if token_or_latest:
+            query = query.where(LifeCase.token == token_or_latest)
+        case = session.exec(query.order_by(col(LifeCase.id).desc())).first()
+        assert case is not None
+        assert case.status is CaseStatus.SUBMITTED
+        rows = session.exec(select(LifeCaseProcedure).where(LifeCaseProcedure.case_id == case.id)).all()
+        assert rows, f"{event_id}: no procedures"
+        signature = case.data["signatures"][0]
+        assert signature["strokes"] and len(signature["strokes"][0]) >= 3
+        assert case.data["event_date"] == _event_date(event_id).isoformat()
+        return case
+
+
+# Kiosk -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("event_id", EVENTS)
+def test_kiosk(browser, town: Town, event_id: str) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(locale="ja-JP", viewport={"width": 1080, "height": 810}, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        page.goto(f"{town.url}/kiosk/{KIOSK}/")
+        page.click(f"a[href='/kiosk/{KIOSK}/life']")
+        page.click(f"button[data-event='{event_id}']")
+        page.wait_for_url(re.compile(r".*/life/people$"))
+        # Who it is about: the kiosk walk starts with "you"; add the others by touch.
+        if event_id in ("shussei", "shibou"):
+            page.click("button[value='add:子']" if event_id == "shussei" else "button[value='add:夫']")
+            page.wait_for_url(re.compile(r".*/life/people$"))
+        page.fill("input[name='p.new-1.birth_date']", "1985-06-01")
+        page.click("input[name='p.new-1.sex'][value='1'] + span")
+        if event_id in ("shussei", "shibou"):
+            other = "1950-03-03" if event_id == "shibou" else _event_date(event_id).isoformat()
+            page.fill("input[name='p.new-2.birth_date']", other)
+            page.click("input[name='p.new-2.sex'][value='2'] + span")
+            you = page.locator("input[name='p.new-1.subject']")
+            if you.is_checked():
+                you.uncheck()
+            page.locator("input[name='p.new-2.subject']").check()
+        else:
+            page.locator("input[name='p.new-1.subject']").check()
+        page.click("button[value='next']")
+        page.wait_for_url(re.compile(r".*/life/questions$"))
+        day = _event_date(event_id).isoformat()
+        page.fill("#event_date", day)
+        for _ in range(6):
+            page.evaluate(ANSWER_VISIBLE, [".life-questions", (today_jst() - timedelta(days=1)).isoformat()])
+            page.click("button[type=submit].primary")
+            page.wait_for_load_state()
+            if page.url.endswith("/life/result"):
+                break
+        assert page.url.endswith("/life/result"), page.locator(".field-problem").all_inner_texts()
+        assert page.locator(".procedure").count() >= 1
+        page.click(f"a[href='/kiosk/{KIOSK}/life/sign']")
+        _sign(page, "signature.resident")
+        page.click("button[type=submit].primary")
+        page.wait_for_url(re.compile(r".*/life/done$"))
+        assert re.search(r"L-\d{4}", page.locator(".kiosk-number").inner_text())
+    finally:
+        context.close()
+    _check_case(town, None, event_id)
+
+
+# Interview -------------------------------------------------------------------------------------
+
+
+def _resident_with_household(town: Town) -> Resident:
+    return card_holder(town.db)
+
+
+@pytest.mark.parametrize("event_id", EVENTS)
+def test_interview(browser, town: Town, event_id: str) -> None:  # type: ignore[no-untyped-def]
+    resident = _resident_with_household(town)
+    context = browser.new_context(locale="ja-JP", viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        page.goto(f"{town.url}/staff/login")
+        page.fill("#login_id", "clerk")
+        page.fill("#password", TEST_PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r".*/staff/$"))
+        page.goto(f"{town.url}/staff/interview?q={resident.atena_number}&event={event_id}")
+        page.click("button.primary")
+        page.wait_for_url(re.compile(r".*/staff/interview/[\w-]+$"))
+        token = page.url.rsplit("/", 1)[1]
+        if event_id == "shussei":
+            page.click("button[value='add']")
+            page.wait_for_url(re.compile(r".*/staff/interview/[\w-]+(#people)?$"))
+            key = page.locator("tr[data-person^='new-']").last.get_attribute("data-person")
+            prefix = f"p.{key}."
+            page.fill(f"input[name='{prefix}given_name']", "さくら")
+            page.fill(f"input[name='{prefix}birth_date']", _event_date(event_id).isoformat())
+            page.select_option(f"select[name='{prefix}sex']", "2")
+            page.select_option(f"select[name='{prefix}relationship']", "子")
+            page.locator(f"input[name='{prefix}subject']").check()
+        elif event_id == "shibou":
+            others = page.locator("tr[data-person] input[name$='.subject']")
+            others.nth(others.count() - 1).check()
+        elif event_id in ("setai_henko", "konin", "rikon"):
+            page.locator(f"tr[data-person='{resident.atena_number}'] input[name$='.subject']").check()
+        if event_id in ("tennyu", "tenkyo", "tenshutsu"):
+            page.fill("input[name='new_address.postal_code']", "9918501")
+            page.fill("input[name='new_address.address']", "山形県寒河江市中央一丁目9番45号")
+        page.fill("#event_date", _event_date(event_id).isoformat())
+        page.locator("#event_date").dispatch_event("change")
+        page.wait_for_timeout(700)
+        for _ in range(6):
+            changed = page.evaluate(ANSWER_VISIBLE, ["#questions", (today_jst() - timedelta(days=1)).isoformat()])
+            page.wait_for_timeout(800)  # the autosave answers and may reveal follow-up questions
+            if not changed:
+                break
+        assert page.locator("#result .procedure").count() >= 1
+        _sign(page, "signature.resident")
+        _sign(page, "signature.clerk")
+        page.check("input[name='confirmed']")
+        page.click("button[formaction$='/submit']")
+        page.wait_for_url(re.compile(rf".*/staff/cases/{token}\?submitted=1$"))
+    finally:
+        context.close()
+    case = _check_case(town, token, event_id)
+    assert {s["role"] for s in case.data["signatures"]} == {"resident", "clerk"}
