@@ -681,6 +681,8 @@ class Bridge:
                 log.warning("signal light: %s", exc.reason)
         elif command == "card.authenticate":
             self._spawn(self._card_authenticate(data), "card-authenticate")
+        elif command == "card.read_face":
+            self._spawn(self._card_read_face(data), "card-read-face")
         elif command in ("heartbeat", "status"):
             self._heartbeat_wake.set()
         else:
@@ -706,12 +708,29 @@ class Bridge:
                 if nonce
                 else {"ok": False, "error": "reader"}
             )
-        log.info("card check %s: %s", command_id[:8], "ok" if answer.get("ok") else answer.get("error"))
+        await self._answer_command("card check", command_id, answer)
+
+    async def _card_read_face(self, data: Mapping[str, Any]) -> None:
+        """Read the card face (券面事項入力補助AP): one PIN try, answer the server.
+
+        Never logs the PIN or anything read from the card (only ok or the error code)."""
+        from device_bridge.kiosk_card import read_face_card
+
+        command_id = str(data.get("command_id", ""))
+        reader = self.config.card_reader
+        if reader is None or not reader.enabled:
+            answer: dict[str, Any] = {"ok": False, "error": "reader"}
+        else:
+            answer = await asyncio.to_thread(read_face_card, reader.reader or None, str(data.get("pin", "")))
+        await self._answer_command("card face read", command_id, answer)
+
+    async def _answer_command(self, what: str, command_id: str, answer: Mapping[str, Any]) -> None:
+        log.info("%s %s: %s", what, command_id[:8], "ok" if answer.get("ok") else answer.get("error"))
         try:
-            await self._client().post(f"/devices/api/commands/{command_id}", json=answer)
+            await self._client().post(f"/devices/api/commands/{command_id}", json=dict(answer))
         except httpx.HTTPError as exc:
             log.warning(
-                "card check %s: the server did not take the answer (%s)", command_id[:8], type(exc).__name__
+                "%s %s: the server did not take the answer (%s)", what, command_id[:8], type(exc).__name__
             )
 
     # -- reporting --

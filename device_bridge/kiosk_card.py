@@ -1,14 +1,20 @@
-"""The kiosk's card check on the bridge: verify the PIN once, sign the server's nonce, read the cert.
+"""The kiosk's card commands on the bridge.
 
-Answers the server's transient ``card.authenticate`` command. The PIN arrives in the command,
-is handed to the card exactly once and is never retried, logged or kept; a wrong PIN is
-reported with the tries left, a blocked card as such, so the kiosk can send the resident to the
-counter before the card could lock.
+- ``card.authenticate``: verify the 利用者証明用暗証番号 once, sign the server's nonce, read the
+  certificate (`authenticate_card`);
+- ``card.read_face``: verify the 券面事項入力補助用暗証番号 once, read 基本4情報 (name, address,
+  birth date, sex) and the 利用者証明用 certificate, which needs no PIN (`read_face_card`).
+
+Both answer a transient command from the server. The PIN arrives in the command, is handed to
+the card exactly once and is never retried, logged or kept; a wrong PIN is reported with the
+tries left, a blocked card as such, so the kiosk can send the resident to the counter before
+the card could lock. The reader is closed (and the card reset) after every command.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 from typing import Any
 
 from device_bridge.drivers.apdu import (
@@ -66,3 +72,62 @@ def authenticate_with(card: MyNumberCard, nonce: bytes, pin: str) -> dict[str, A
         "signature": base64.b64encode(signature).decode(),
         "certificate": base64.b64encode(certificate).decode(),
     }
+
+
+def read_face_card(reader_filter: str | None, pin: str) -> dict[str, Any]:
+    """Read the card face (券面事項入力補助AP) from the card on the reader; the answer for
+    POST /devices/api/commands/{id}."""
+    reader = PcscReader(reader_filter or None)
+    try:
+        try:
+            transport = reader.connect()
+        except (ReaderUnavailable, ReaderBusy):
+            return {"ok": False, "error": "reader"}
+        except CardRemovedError:
+            return {"ok": False, "error": "no_card"}
+        return read_face_with(MyNumberCard(transport), pin)
+    finally:
+        reader.close()  # resets the card: the verified 券面事項入力補助 PIN ends with this read
+
+
+def read_face_with(card: MyNumberCard, pin: str) -> dict[str, Any]:
+    """Read 基本4情報 with one try of the 券面事項入力補助用暗証番号, then the 利用者証明用
+    certificate (no PIN) so the server can match the registry by its serial.
+
+    A blocked AP is reported without a try. The certificate is left out if it cannot be read;
+    the face alone is still an answer.
+    """
+    try:
+        card.require_my_number_card()
+        if card.kenhojo_pin_tries_left() == 0:
+            return {"ok": False, "error": "blocked", "tries_left": 0}
+        face = card.read_card_face(pin)
+    except InvalidPinFormat:
+        return {"ok": False, "error": "invalid_pin"}
+    except WrongPin as wrong:
+        if wrong.tries_left == 0:
+            return {"ok": False, "error": "blocked", "tries_left": 0}
+        return {"ok": False, "error": "wrong_pin", "tries_left": wrong.tries_left}
+    except CardBlocked:
+        return {"ok": False, "error": "blocked", "tries_left": 0}
+    except UnsupportedCard:
+        return {"ok": False, "error": "unsupported"}
+    except CardRemovedError:
+        return {"ok": False, "error": "removed"}
+    except CardError:
+        return {"ok": False, "error": "reader"}
+    answer: dict[str, Any] = {
+        "ok": True,
+        "face": {
+            "name": face.name,
+            "address": face.address,
+            "birth_date": face.birth_date.isoformat() if face.birth_date else None,
+            "birth_text": face.birth_text,
+            "sex": face.sex,
+        },
+    }
+    # Without the certificate the face is still an answer; the server just cannot match the
+    # registry. Selecting the JPKI AP also ends the 券面事項入力補助AP's verified state.
+    with contextlib.suppress(CardError):
+        answer["auth_certificate"] = base64.b64encode(card.read_auth_certificate()).decode()
+    return answer

@@ -3,7 +3,7 @@
 It implements the contract the bridge codes against (app/web/devices.py is the real one):
 bearer token, ``GET /devices/api/stream`` (hello, every unfinished job, then live jobs, cancels,
 commands; ``: ping`` comments), job reports with attempts and 409 for stale ones, documents,
-heartbeats and events. Everything is kept in a SQLite file, so the server can be killed and
+heartbeats, events and answers to card commands (kept in memory only). Everything is kept in a SQLite file, so the server can be killed and
 started again (the chaos test does) without losing a job.
 
 Test-only control endpoints (no token) under ``/test/``: create jobs, cancel, retry, forget acks,
@@ -173,6 +173,7 @@ class FakeServer:
     ping_seconds: float = 15.0
     streams: set[asyncio.Queue[str | None]] = field(default_factory=set)
     silent: bool = False
+    command_answers: list[dict[str, Any]] = field(default_factory=list)
     next_event_id: int = field(default_factory=lambda: int(time.time() * 1000))
 
     @property
@@ -313,6 +314,14 @@ def create_app(db_path: str | Path, token: str | None = None, ping_seconds: floa
         )
         return JSONResponse({"accepted": True}, status_code=202)
 
+    async def command_answer(request: Request) -> Response:
+        if not server.authorized(request):
+            return _unauthorized()
+        server.command_answers.append(
+            {"command_id": request.path_params["command_id"], "answer": await request.json()}
+        )
+        return JSONResponse({"accepted": True})
+
     # --- test control ---
 
     async def add_jobs(request: Request) -> Response:
@@ -403,6 +412,7 @@ def create_app(db_path: str | Path, token: str | None = None, ping_seconds: floa
                 ],
                 "connects": rows("SELECT last_event_id, authorized, at FROM connects ORDER BY id"),
                 "streams": len(server.streams),
+                "command_answers": server.command_answers,
             }
         )
 
@@ -437,6 +447,7 @@ def create_app(db_path: str | Path, token: str | None = None, ping_seconds: floa
             Route("/devices/api/jobs/{job_id:int}/document", document),
             Route("/devices/api/heartbeat", heartbeat, methods=["POST"]),
             Route("/devices/api/events", event, methods=["POST"]),
+            Route("/devices/api/commands/{command_id}", command_answer, methods=["POST"]),
             Route("/test/jobs", add_jobs, methods=["POST"]),
             Route("/test/jobs/{job_id:int}", one_job),
             Route("/test/jobs/{job_id:int}/cancel", cancel, methods=["POST"]),

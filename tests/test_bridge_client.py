@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -647,6 +648,67 @@ def test_signal_light_commands(env: Env, tmp_path: Path) -> None:
         env.http.post("/test/command", json={"command": "self-destruct"}).raise_for_status()
         wait_for(lambda: state_file.read_text() == "off", what="light off")
         assert [on for _, on in bridge.light.history] == [True, False]
+
+
+def test_card_read_face_command_answers_the_server(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``card.read_face``: the reader named in the config, the PIN once, the answer posted to
+    /devices/api/commands/{id}; neither the PIN nor the face is logged."""
+    from device_bridge.simulators.jpki_ca import CaKind, Holder, JpkiDemoCa
+    from device_bridge.simulators.mynumber_card import CardProfile, DirectTransport, SimulatedMyNumberCard
+
+    ca = JpkiDemoCa.load_or_create(tmp_path / "ca")
+    holder = Holder("佐藤　次郎", "山形県酒田市中町一丁目４－１０", date(1962, 1, 9), "1")
+    credentials = ca.card_credentials("BR1", "3C4D5E6F", "3C4D5E70", holder)
+    card = SimulatedMyNumberCard(
+        CardProfile(
+            serial="BR1",
+            name=holder.name,
+            address=holder.address,
+            birth=holder.birth,
+            sex="1",
+            my_number="123456789018",
+            auth_key=credentials.auth_key,
+            auth_cert=credentials.auth_cert,
+            auth_ca_cert=ca.root_der(CaKind.AUTH),
+            sign_key=credentials.sign_key,
+            sign_cert=credentials.sign_cert,
+            sign_ca_cert=ca.root_der(CaKind.SIGN),
+            kenhojo_pin="7391",
+        )
+    )
+    card.power_on()
+    readers: list[str | None] = []
+
+    def read_face_card(reader_filter: str | None, pin: str) -> dict[str, Any]:
+        from device_bridge.drivers.mynumber import MyNumberCard
+        from device_bridge.kiosk_card import read_face_with
+
+        readers.append(reader_filter)
+        return read_face_with(MyNumberCard(DirectTransport(card)), pin)
+
+    monkeypatch.setattr("device_bridge.kiosk_card.read_face_card", read_face_card)
+    caplog.set_level(logging.DEBUG)
+    config = config_for(env, card_reader={"enabled": True, "reader": "Fake"})
+    with running(
+        config, card_watcher_factory=lambda callback, name_filter: FakeWatcher(callback, name_filter)
+    ) as bridge:
+        wait_for(lambda: bridge.connected, what="connected")
+        for command_id, pin in (("c1", "7391"), ("c2", "0000")):
+            env.http.post(
+                "/test/command", json={"command": "card.read_face", "command_id": command_id, "pin": pin}
+            ).raise_for_status()
+        wait_for(lambda: len(env.state()["command_answers"]) == 2, what="two answers")
+    answers = {a["command_id"]: a["answer"] for a in env.state()["command_answers"]}
+    assert answers["c1"]["ok"] is True and answers["c1"]["face"]["name"] == "佐藤　次郎"
+    assert answers["c1"]["auth_certificate"]
+    assert answers["c2"] == {"ok": False, "error": "wrong_pin", "tries_left": 2}
+    assert readers == ["Fake", "Fake"]
+    # The bridge's own log lines (httpx's carry ports, which may hold any four digits).
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("device_bridge"))
+    assert "card face read c1: ok" in logged and "card face read c2: wrong_pin" in logged
+    assert "7391" not in logged and "0000" not in logged and "佐藤" not in logged and "酒田" not in logged
 
 
 def test_serial_light_writes_configured_bytes(tmp_path: Path) -> None:

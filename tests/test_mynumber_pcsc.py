@@ -7,6 +7,7 @@ the tests skip with the reason if pcscd or vsmartcard-vpcd is not installed or c
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Iterator
@@ -260,3 +261,37 @@ def test_presence_watcher(link: VpcdLink, reader: PcscReader, card: SimulatedMyN
     assert events[0] == CardInserted(READER, card.atr)
     assert events[1] == CardRemoved(READER)
     assert not any(t.name == "pcsc-presence" for t in threading.enumerate())
+
+
+def test_kiosk_face_read_through_pcscd(
+    link: VpcdLink, reader: PcscReader, card: SimulatedMyNumberCard, profile: CardProfile
+) -> None:
+    """The bridge's ``card.read_face`` as it runs on a terminal: its own reader session, one
+    PIN try, the card reset afterwards."""
+    from device_bridge.kiosk_card import read_face_card
+
+    reader.wait_for_removal(5)
+    link.insert(card)
+    assert reader.wait_for_card(5), "pcscd did not see the simulated card"
+    answer = read_face_card(READER, "1234")
+    assert answer["ok"] is True
+    assert answer["face"] == {
+        "name": "髙橋　一郎",
+        "address": profile.address,
+        "birth_date": "1975-11-03",
+        "birth_text": "19751103",
+        "sex": "1",
+    }
+    assert base64.b64decode(answer["auth_certificate"]) == profile.auth_cert
+    assert read_face_card(READER, "4321") == {"ok": False, "error": "wrong_pin", "tries_left": 2}
+    # The reader was closed with a reset: the verified PIN did not outlive the read.
+    mnc = MyNumberCard(reader.connect())
+    assert mnc.kenhojo_pin_tries_left() == 2
+    transport = mnc.transport
+    assert transport.transmit(bytes.fromhex("00A4040C0AD3921000310001010408"))[-2:] == b"\x90\x00"
+    assert transport.transmit(bytes.fromhex("00A4020C020002"))[-2:] == b"\x90\x00"
+    assert transport.transmit(bytes.fromhex("00B0000004"))[-2:] == b"\x69\x82"  # needs the PIN again
+    reader.disconnect()
+    link.remove()
+    assert reader.wait_for_removal(5)
+    assert read_face_card(READER, "1234") == {"ok": False, "error": "no_card"}

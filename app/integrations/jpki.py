@@ -67,7 +67,9 @@ __all__ = [
     "RevocationUnavailable",
     "SerialListRevocationChecker",
     "TrustStore",
+    "TrustedCertificate",
     "VerifiedCard",
+    "check_certificate",
     "consume_nonce",
     "format_serial",
     "issue_nonce",
@@ -491,21 +493,22 @@ def _check_profile(cert: x509.Certificate) -> None:
         raise CardAuthError(CardAuthErrorCode.WRONG_CERTIFICATE, "key usage lacks digitalSignature")
 
 
-def verify_card_authentication(
-    nonce: bytes,
-    signature: bytes,
-    certificate_der: bytes,
-    *,
-    trust: TrustStore,
-    revocation: RevocationChecker,
-    now: datetime,
-) -> VerifiedCard:
-    """Check that `signature` is the card's sha256WithRSA (PKCS#1 v1.5) signature over `nonce`
-    made with the key of `certificate_der`, and that the certificate is trusted, current and
-    not revoked. Raises CardAuthError; the caller must already have consumed the nonce."""
-    now = _aware(now)
-    if not nonce:
-        raise CardAuthError(CardAuthErrorCode.NONCE_INVALID, "empty nonce")
+@dataclass(frozen=True, slots=True)
+class TrustedCertificate:
+    """A 利用者証明用 certificate that is trusted, current and not revoked — read from a card
+    without proof that the card holds its key (no signed nonce)."""
+
+    serial_hex: str  # canonical: upper-case hex without leading zeros (see normalize_serial)
+    subject: str
+    not_after: datetime  # UTC
+    issuer: str = ""
+
+
+def _trusted(
+    certificate_der: bytes, *, trust: TrustStore, now: datetime
+) -> tuple[x509.Certificate, rsa.RSAPublicKey, x509.Certificate, str]:
+    """Parse and check a certificate (key, pinned issuer, validity, profile): the certificate,
+    its key, the root that issued it and its serial text. Raises CardAuthError."""
     try:
         cert = x509.load_der_x509_certificate(certificate_der)
         _ = cert.extensions  # parsed lazily: make malformed extensions fail here
@@ -545,6 +548,60 @@ def verify_card_authentication(
             CardAuthErrorCode.EXPIRED, f"serial {serial_text}: expired {cert.not_valid_after_utc.isoformat()}"
         )
     _check_profile(cert)
+    return cert, key, issuer, serial_text
+
+
+def _check_revocation(
+    cert: x509.Certificate,
+    issuer: x509.Certificate,
+    serial_text: str,
+    revocation: RevocationChecker,
+    now: datetime,
+) -> None:
+    try:
+        revoked = revocation.is_revoked(cert, issuer, now=now)
+    except RevocationUnavailable as error:
+        raise CardAuthError(CardAuthErrorCode.REVOCATION_UNAVAILABLE, str(error)) from None
+    if revoked:
+        raise CardAuthError(CardAuthErrorCode.REVOKED, f"serial {serial_text} is revoked")
+
+
+def check_certificate(
+    certificate_der: bytes, *, trust: TrustStore, revocation: RevocationChecker, now: datetime
+) -> TrustedCertificate:
+    """Every check of `verify_card_authentication` except the signature over a nonce: the
+    certificate parses, was issued directly by a pinned root, is current, has the profile of an
+    authentication certificate and is not revoked. Raises CardAuthError.
+
+    It proves nothing about who presented it (a certificate is public data): use it only where
+    something else bound the card to the person, e.g. a PIN the card itself verified."""
+    now = _aware(now)
+    cert, _, issuer, serial_text = _trusted(certificate_der, trust=trust, now=now)
+    _check_revocation(cert, issuer, serial_text, revocation, now)
+    return TrustedCertificate(
+        serial_hex=serial_text,
+        subject=cert.subject.rfc4514_string(),
+        not_after=cert.not_valid_after_utc,
+        issuer=issuer.subject.rfc4514_string(),
+    )
+
+
+def verify_card_authentication(
+    nonce: bytes,
+    signature: bytes,
+    certificate_der: bytes,
+    *,
+    trust: TrustStore,
+    revocation: RevocationChecker,
+    now: datetime,
+) -> VerifiedCard:
+    """Check that `signature` is the card's sha256WithRSA (PKCS#1 v1.5) signature over `nonce`
+    made with the key of `certificate_der`, and that the certificate is trusted, current and
+    not revoked. Raises CardAuthError; the caller must already have consumed the nonce."""
+    now = _aware(now)
+    if not nonce:
+        raise CardAuthError(CardAuthErrorCode.NONCE_INVALID, "empty nonce")
+    cert, key, issuer, serial_text = _trusted(certificate_der, trust=trust, now=now)
 
     try:
         key.verify(signature, nonce, padding.PKCS1v15(), hashes.SHA256())
@@ -553,12 +610,7 @@ def verify_card_authentication(
             CardAuthErrorCode.BAD_SIGNATURE, f"serial {serial_text}: signature does not verify"
         ) from None
 
-    try:
-        revoked = revocation.is_revoked(cert, issuer, now=now)
-    except RevocationUnavailable as error:
-        raise CardAuthError(CardAuthErrorCode.REVOCATION_UNAVAILABLE, str(error)) from None
-    if revoked:
-        raise CardAuthError(CardAuthErrorCode.REVOKED, f"serial {serial_text} is revoked")
+    _check_revocation(cert, issuer, serial_text, revocation, now)
 
     return VerifiedCard(
         serial_hex=serial_text,

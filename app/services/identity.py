@@ -26,6 +26,7 @@ __all__ = [
     "CARD_AUTH_ACTION",
     "find_residents_by_serial",
     "match_resident",
+    "match_serial",
     "record_card_authentication",
     "serial_spellings",
 ]
@@ -73,7 +74,14 @@ def match_resident(session: Session, verified: VerifiedCard) -> Resident | None:
     wins; if that is still ambiguous, nobody is matched and the kiosk refers to the counter.
     Eligibility (moved out, deceased …) is not decided here.
     """
-    rows = find_residents_by_serial(session, verified.serial_hex)
+    return match_serial(session, verified.serial_hex)
+
+
+def match_serial(session: Session, serial_hex: str) -> Resident | None:
+    """`match_resident` by the serial alone. The caller must have established that the card
+    belongs to the person at the kiosk (a signed nonce, or a PIN the card verified) and that
+    the certificate is trusted (`app.integrations.jpki.check_certificate`)."""
+    rows = find_residents_by_serial(session, serial_hex)
     if len(rows) <= 1:
         return rows[0] if rows else None
     active = [r for r in rows if r.status in _ACTIVE]
@@ -81,7 +89,7 @@ def match_resident(session: Session, verified: VerifiedCard) -> Resident | None:
         return active[0]
     log.warning(
         "card serial %s is on %d resident records (%s); not matching",
-        verified.serial_hex,
+        serial_hex,
         len(rows),
         ", ".join(str(r.id) for r in rows),
     )

@@ -92,6 +92,17 @@ def wipe(session: Session, row: KioskSession) -> None:
     session.delete(row)
 
 
+def command_step(session: Session, device: Device, command_id: str) -> str | None:
+    """The step of the walk on this device that sent `command_id` (None: no such command), so
+    the bridge's answer goes to the right receiver."""
+    if not command_id:
+        return None
+    row = session.exec(
+        select(KioskSession).where(KioskSession.command_id == command_id, KioskSession.device_id == device.id)
+    ).first()
+    return row.step if row is not None else None
+
+
 def command_timed_out(row: KioskSession, *, now: datetime | None = None) -> bool:
     return row.step == "authenticating" and (now or utcnow()) - row.updated_at > COMMAND_TIMEOUT
 

@@ -7,6 +7,8 @@ API, all with `Authorization: Bearer <token>`:
 - GET  /devices/api/jobs/{id}/document  the PDF of an office job
 - POST /devices/api/heartbeat         {"status": {...}} every 15 s
 - POST /devices/api/events            {"type": "scan" | "card_inserted" | "card_removed", "data"}
+- POST /devices/api/commands/{id}     the answer to a card command (app/web/kiosk.py
+                                      `api_command_result`; docs/devices.md "Kiosk card commands")
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from app.integrations.jpki import (
     TrustStore,
 )
 from app.models import CertificateRequest, Device, KioskSession, Location, Resident
-from app.services import kiosk as kiosk_service
+from app.services import card_face, kiosk as kiosk_service
 from app.services.certificates import location_settings, reception_label
 from app.services.kiosk import CardResult, Choice, KioskError
 from app.web.guards import client_ip
@@ -451,7 +451,10 @@ async def cancel(request: Request) -> Response:
 
 
 async def api_command_result(request: Request) -> Response:
-    """POST /devices/api/commands/{command_id}: the bridge's answer to a card command."""
+    """POST /devices/api/commands/{command_id}: the bridge's answer to a card command.
+
+    Dispatched by the step of the kiosk session that sent the command: "authenticating" (the
+    certificate kiosk's ``card.authenticate``) or "reading_face" (``card.read_face``)."""
     from app.web.devices import _device as authenticated_device, _unauthorized
 
     device = await authenticated_device(request)
@@ -459,21 +462,41 @@ async def api_command_result(request: Request) -> Response:
         return _unauthorized()
     try:
         body = await request.json()
-        result = CardResult.from_json(body if isinstance(body, dict) else {})
-    except (ValueError, TypeError, binascii.Error):
+    except ValueError:
         return JSONResponse({"error": "bad_request"}, status_code=400)
+    answer: dict[str, Any] = body if isinstance(body, dict) else {}
     checks: CardChecks = request.app.state.card_checks
     command_id = request.path_params["command_id"]
+    ip = client_ip(request)
 
-    def _receive() -> bool:
+    def _receive() -> str:
         with _db(request).write_session() as session:
-            accepted = kiosk_service.receive_card_result(
-                session, device, command_id, result, checks=checks.get(), ip=client_ip(request)
-            )
+            step = kiosk_service.command_step(session, device, command_id)
+            if step == card_face.STEP_READING_FACE:
+                configured = checks.get()
+                accepted = card_face.receive_face_result(
+                    session,
+                    device,
+                    command_id,
+                    card_face.FaceResult.from_json(answer),
+                    trust=configured[0] if configured else None,
+                    revocation=configured[1] if configured else None,
+                    ip=ip,
+                )
+            else:
+                try:
+                    result = CardResult.from_json(answer)
+                except (ValueError, TypeError, binascii.Error):
+                    return "bad_request"
+                accepted = kiosk_service.receive_card_result(
+                    session, device, command_id, result, checks=checks.get(), ip=ip
+                )
             session.commit()
-            return accepted
+            return "accepted" if accepted else "unknown_command"
 
-    accepted = await run_in_threadpool(_receive)
-    if not accepted:
+    outcome = await run_in_threadpool(_receive)
+    if outcome == "bad_request":
+        return JSONResponse({"error": "bad_request"}, status_code=400)
+    if outcome == "unknown_command":
         return JSONResponse({"error": "unknown_command"}, status_code=404)
     return JSONResponse({"accepted": True})
