@@ -643,3 +643,40 @@ def test_checks_use_the_configured_trust_store(env: Env, tmp_path: Path) -> None
         session.commit()
         row = session.exec(select(KioskSession)).one()
         assert row.resident_id == resident.id
+
+
+def test_kiosk_life_walk_fills_the_applicant_and_household_from_the_card(env: Env) -> None:
+    """The life-event kiosk: card + 券面事項入力補助 PIN → the applicant and, once matched by the
+    certificate serial, the household from the registry; a wrong PIN shows the tries left."""
+    import re
+
+    resident = _resident_with_card(env.db)
+    holder = CardHolder.from_resident(resident)
+    card = _card(env, holder)
+    page = env.client.get("/kiosk/0101/life")
+    csrf = re.search(r'name="csrf-token" content="([0-9a-f]+)"', page.text)
+    assert csrf
+    begun = env.client.post("/kiosk/0101/life/begin", data={"csrf_token": csrf.group(1), "event": "tenkyo"})
+    assert begun.headers["location"] == "/kiosk/0101/life/card"
+    wrong = env.client.post("/kiosk/0101/life/pin", data={"csrf_token": csrf.group(1), "pin": "0000"})
+    assert wrong.headers["location"] == "/kiosk/0101/life/wait"
+    assert env.bridge_reads(card) == 200
+    assert env.client.get("/kiosk/0101/life/wait").headers["location"] == "/kiosk/0101/life/card"
+    assert "残り" in env.client.get("/kiosk/0101/life/card").text or "Tries left" in env.client.get(
+        "/kiosk/0101/life/card"
+    ).text
+    env.client.post("/kiosk/0101/life/pin", data={"csrf_token": csrf.group(1), "pin": PIN})
+    page = env.client.get("/kiosk/0101/life/wait")
+    assert page.status_code == 200  # still reading: the page polls itself
+    assert env.bridge_reads(card) == 200
+    assert env.client.get("/kiosk/0101/life/wait").headers["location"] == "/kiosk/0101/life/people"
+    people = env.client.get("/kiosk/0101/life/people")
+    assert resident.family_name in people.text
+    with env.db.session() as session:
+        from app.models import LifeCase
+
+        case = session.exec(select(LifeCase)).one()
+        assert case.applicant_resident_id == resident.id
+        household = session.exec(select(Resident).where(Resident.household_id == resident.household_id)).all()
+        assert len(case.data["members"]) == len([r for r in household if r.status.value == "resident"])
+        assert PIN not in json.dumps(case.data)

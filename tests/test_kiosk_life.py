@@ -48,7 +48,8 @@ def test_family_moving_in_at_the_kiosk(client: TestClient, db: Database) -> None
     csrf = csrf_of(client, f"/kiosk/{code}/life")
     assert "転入" in client.get(f"/kiosk/{code}/life").text
     begun = client.post(f"/kiosk/{code}/life/begin", data={"csrf_token": csrf, "event": "tennyu"})
-    assert begun.status_code == 303 and begun.headers["location"].endswith("/life/people")
+    assert begun.status_code == 303 and begun.headers["location"].endswith("/life/card")
+    assert 'id="without-card"' in client.get(f"/kiosk/{code}/life/card").text
     page = client.get(f"/kiosk/{code}/life/people")
     added = client.post(
         f"/kiosk/{code}/life/people",

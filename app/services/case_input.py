@@ -230,8 +230,8 @@ def add_person(
     data = cases.case_data(case)
     person = Person(
         key=cases.next_new_key(data.members),
-        family_name=data.applicant.family_name if data.applicant.source != "registry" else "",
-        family_kana=data.applicant.family_kana if data.applicant.source != "registry" else "",
+        family_name=data.applicant.family_name,  # usually the family's name; editable
+        family_kana=data.applicant.family_kana,
         relationship=relationship,
         birth_date=birth,
         source="typed",

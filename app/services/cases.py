@@ -338,6 +338,35 @@ def start(
     return case
 
 
+def set_household(
+    session: Session,
+    case: LifeCase,
+    *,
+    applicant: Person,
+    members: Sequence[Person],
+    applicant_resident: Resident | None = None,
+    old_address: Address | None = None,
+) -> None:
+    """Replace the people of a draft (the card was read after the walk began), with the event's
+    default subjects."""
+    _check_draft(case, None)
+    event = rules_for(session, case).catalog.event(case.event_id)
+    default = event.subjects.default.value if event else "all"
+    people = [
+        replace(m, subject=default == "all" or (default == "applicant" and m.key == applicant.key))
+        for m in members
+    ]
+    data = dict(case.data)
+    data["applicant"] = applicant.to_dict()
+    data["members"] = [m.to_dict() for m in people]
+    data["applicant_relation"] = "本人" if any(m.key == applicant.key for m in people) else ""
+    if old_address is not None:
+        data["old_address"] = old_address.to_dict()
+    _store(case, data)
+    case.applicant_resident_id = applicant_resident.id if applicant_resident else None
+    session.add(case)
+
+
 def _check_draft(case: LifeCase, revision: int | None) -> None:
     if case.status is not CaseStatus.DRAFT:
         raise CaseError(

@@ -9,6 +9,7 @@ resident still gets the list of procedures, and the clerk fills in the rest.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -22,9 +23,10 @@ from app import i18n
 from app.domain.cases import CaseMode, CaseStatus, Person, SignatureRole
 from app.domain.devices import PrinterKind
 from app.domain.lifeevents import Insurance
-from app.models import KioskSession, LifeCase, Location
-from app.services import case_input, cases, devices as device_service, kiosk as kiosk_service
+from app.models import KioskSession, LifeCase, Location, Resident
+from app.services import card_face, case_input, cases, devices as device_service, kiosk as kiosk_service
 from app.services.case_signatures import SignatureError, parse_signature
+from app.services.kiosk import KioskError
 from app.services.lifeevent_rules import current_rules
 from app.web.guards import client_ip, public
 from app.web.kiosk import KIOSK_COOKIE, Walk, _db, _render, _to, _walk
@@ -37,6 +39,9 @@ def routes() -> list[BaseRoute]:
     return [
         public("/kiosk/{code:str}/life", events_page, name="kiosk-life:events"),
         public("/kiosk/{code:str}/life/begin", begin, name="kiosk-life:begin", methods=["POST"]),
+        public("/kiosk/{code:str}/life/card", card_page, name="kiosk-life:card"),
+        public("/kiosk/{code:str}/life/pin", pin, name="kiosk-life:pin", methods=["POST"]),
+        public("/kiosk/{code:str}/life/wait", wait, name="kiosk-life:wait"),
         public("/kiosk/{code:str}/life/people", people_page, name="kiosk-life:people"),
         public("/kiosk/{code:str}/life/people", people_save, name="kiosk-life:people-save", methods=["POST"]),
         public("/kiosk/{code:str}/life/questions", questions_page, name="kiosk-life:questions"),
@@ -113,7 +118,7 @@ async def begin(request: Request) -> Response:
     cookie = await run_in_threadpool(_begin)
     if cookie is None:
         return _to(request, code, "life")
-    response = _to(request, code, "life/people")
+    response = _to(request, code, "life/card")
     response.set_cookie(
         KIOSK_COOKIE,
         cookie,
@@ -123,6 +128,112 @@ async def begin(request: Request) -> Response:
         secure=request.app.state.settings.cookie_secure,
     )
     return response
+
+
+# Card (券面事項入力補助AP: name, address, birth date, sex) --------------------------------------
+
+
+def card_page(request: Request) -> Response:
+    with _db(request).session() as session:
+        walk = _walk(request, session)
+        case = _case(session, walk)
+        if case is None or walk.row is None:
+            return _to(request, walk.device.code, "life")
+        rules = current_rules(session)[1]
+        event = rules.catalog.event(case.event_id)
+        card_present = bool((walk.device.status or {}).get("card_reader", {}).get("card"))
+        result = walk.row.result if walk.row.step == card_face.STEP_FACE_PIN else {}
+    return _render(
+        request,
+        "life_card.html",
+        {
+            "code": walk.device.code,
+            "event": event,
+            "card_present": card_present,
+            "error": result.get("error", ""),
+            "tries_left": result.get("tries_left"),
+        },
+    )
+
+
+async def pin(request: Request) -> Response:
+    form = await request.form()
+    code = request.path_params["code"]
+    value = str(form.get("pin", ""))
+
+    def _send() -> str:
+        with _db(request).write_session() as session:
+            walk = _walk(request, session)
+            if walk.row is None or _case(session, walk) is None:
+                return "expired"
+            try:
+                card_face.send_face_pin(session, walk.row, walk.device, value)
+            except KioskError as error:
+                walk.row.step = card_face.STEP_FACE_PIN
+                walk.row.result = {"error": error.code}
+                session.add(walk.row)
+                session.commit()
+                return "card"
+            session.commit()
+            return "wait"
+
+    outcome = await run_in_threadpool(_send)
+    if outcome == "expired":
+        return _to(request, code, "life")
+    return _to(request, code, "life/wait" if outcome == "wait" else "life/card")
+
+
+def wait(request: Request) -> Response:
+    """Reading the card; polls itself until the bridge has answered, then fills the applicant."""
+    with _db(request).session() as session:
+        walk = _walk(request, session)
+        if walk.row is None:
+            return _to(request, walk.device.code, "life")
+        step = walk.row.step
+        timed_out = card_face.face_command_timed_out(walk.row)
+    if step == card_face.STEP_READING_FACE and not timed_out:
+        return _render(request, "wait.html", {"code": walk.device.code})
+    if step == card_face.STEP_FACE_PIN or timed_out:
+        if timed_out:
+            with _db(request).write_session() as session:
+                row = session.get(KioskSession, walk.row.id)
+                if row is not None and card_face.expire_face_command(row):
+                    session.add(row)
+                    session.commit()
+        return _to(request, walk.device.code, "life/card")
+    if step == card_face.STEP_FACE_READ:
+        with _db(request).write_session() as session:
+            fresh = _walk(request, session)
+            case = _case(session, fresh)
+            if case is not None and fresh.row is not None and not fresh.row.options.get("face_applied"):
+                _apply_face(session, fresh.row, case)
+                fresh.row.options = dict(fresh.row.options) | {"face_applied": True}
+                session.add(fresh.row)
+                session.commit()
+    return _to(request, walk.device.code, "life/people")
+
+
+def _apply_face(session: Session, row: KioskSession, case: LifeCase) -> None:
+    """The card's four facts become the applicant; a matched resident brings the household."""
+    face = row.result.get("face") or {}
+    resident = session.get(Resident, row.resident_id) if row.resident_id else None
+    if resident is not None:
+        household = cases.household_people(session, resident)
+        applicant = next((p for p in household if p.resident_id == resident.id), None)
+        if applicant is not None:
+            cases.set_household(
+                session,
+                case,
+                applicant=applicant,
+                members=household,
+                applicant_resident=resident,
+                old_address=cases.resident_address(resident),
+            )
+            return
+    applicant = replace(card_face.face_to_person(face, "new-1"), relationship="世帯主")
+    cases.set_household(
+        session, case, applicant=applicant, members=[applicant], old_address=card_face.face_address(face)
+    )
 
 
 # People ----------------------------------------------------------------------------------------
