@@ -21,6 +21,7 @@ from app.web import (
     kiosk,
     locations,
     queue,
+    rules,
     staff as staff_views,
     stats,
     verify,
@@ -160,9 +161,10 @@ def routes() -> list[BaseRoute]:
             methods=["POST"],
             csrf=False,
         ),
-        # Areas that keep their own part of the table: history, statistics, location settings
+        # Areas that keep their own part of the table: history, statistics, location settings, rules
         *history.routes(),
         *stats.routes(),
         *locations.routes(),
+        *rules.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
