@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlmodel import col, select
 
 from app.db import Database
 from app.domain.lifeevents.locate import locate, syntax_error
-from app.models import AuditEntry, EventRecord, LifeEventRules
+from app.models import AuditEntry, EventRecord, GroupPermission, LifeEventRules, StaffGroup
 from app.services.audit import Actor
 from app.services.lifeevent_rules import (
     RulesConflict,
@@ -319,3 +321,48 @@ def test_locate_finds_items_fields_and_questions() -> None:
     assert locate(text, "procedure", "nosuch") is None
     assert locate("a: [", "procedure", "p1") is None
     assert syntax_error("a: [\n") is not None and syntax_error(text) is None
+
+
+# -- installation ---------------------------------------------------------------------------------
+
+
+def test_db_upgrade_seeds_the_rules_and_gives_admins_the_new_permission(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.cli import main
+
+    url = f"sqlite:///{tmp_path / 'madoguchi.db'}"
+    monkeypatch.setenv("MADOGUCHI_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("MADOGUCHI_DATABASE_URL", url)
+    assert main(["db", "upgrade"]) == 0
+    assert "saved as version 1" in capsys.readouterr().out
+    db = Database(url)
+    try:
+        assert _versions(db) == [1]
+        # An installation from before this release: the admin group lacks rules.manage.
+        with db.write_session() as session:
+            admin = session.exec(select(StaffGroup).where(StaffGroup.name == "admin")).one()
+            row = session.exec(
+                select(GroupPermission).where(
+                    GroupPermission.group_id == admin.id, GroupPermission.permission == "rules.manage"
+                )
+            ).one()
+            session.delete(row)
+            session.commit()
+        assert main(["db", "upgrade"]) == 0
+        assert "saved as version 1" not in capsys.readouterr().out
+        with db.session() as session:
+            held = session.exec(
+                select(GroupPermission.permission).where(GroupPermission.group_id == admin.id)
+            ).all()
+        assert "rules.manage" in held
+        assert _versions(db) == [1]
+    finally:
+        db.dispose()
+
+
+def test_demo_data_seeds_the_rules(sqlite_db: Database) -> None:
+    from app.demo.generator import generate_demo
+
+    generate_demo(sqlite_db, residents=5, seed=1)
+    assert _versions(sqlite_db) == [1]
