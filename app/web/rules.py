@@ -288,13 +288,15 @@ def _base_version(raw: str) -> int | None:
     return int(raw) if raw.strip().isdigit() else None
 
 
-def _dry_run(rules: RuleSet | None, posted: Mapping[str, str], run: bool) -> DryRun:
+def _dry_run(rules: RuleSet, posted: Mapping[str, str], run: bool, *, broken: bool = False) -> DryRun:
+    """The panel's state. `rules`: the edited text compiled, or (`broken`) the rules in force,
+    which then only supply the choices."""
     today = _today()
     households = sample_households(today)
     dry = DryRun(households=households)
-    if rules is None:
+    if broken:
         dry.problem = i18n.gettext("The text has problems, so the dry run cannot use it. Fix them first.")
-        return dry
+        run = False
     catalog = rules.catalog
     events = sorted(catalog.events, key=lambda e: (e.order, e.id))
     dry.events = tuple((e.id, _t(e.name)) for e in events)
@@ -418,6 +420,7 @@ async def document_post(request: Request) -> Response:
     def _work() -> Response:
         with db.session() as session:
             _, documents = rules_service.current_documents(session)
+            _, in_force = rules_service.current_rules(session)
         if name not in documents:
             raise HTTPException(status_code=404)
         edited = {**documents, name: text}
@@ -429,10 +432,10 @@ async def document_post(request: Request) -> Response:
                     )
                 except RulesConflict as error:
                     session.rollback()
-                    return _conflict(session, error)
+                    return _conflict(session, error, in_force)
                 except RulesError as error:
                     session.rollback()
-                    form.dry = _dry_run(None, fields, run=False)
+                    form.dry = _dry_run(in_force, fields, run=False)
                     return _editor(request, name, form, problems=error.problems, status_code=422)
                 session.commit()
             url = request.url_for("admin:rules-document", name=name)
@@ -440,12 +443,12 @@ async def document_post(request: Request) -> Response:
         try:
             rules = rules_service.check_documents(edited)
         except RulesError as error:
-            form.dry = _dry_run(None, fields, run=False)
+            form.dry = _dry_run(in_force, fields, run=False, broken=True)
             return _editor(request, name, form, problems=error.problems, status_code=422)
         form.dry = _dry_run(rules, fields, run=action == "dryrun")
         return _editor(request, name, form, checked=action == "check")
 
-    def _conflict(session: Any, error: RulesConflict) -> Response:
+    def _conflict(session: Any, error: RulesConflict, rules: RuleSet) -> Response:
         in_force, now = rules_service.current_documents(session)
         base = (
             rules_service.version_documents(session, form.base_version)
@@ -465,7 +468,7 @@ async def document_post(request: Request) -> Response:
             )
         problems = [*error.problems, RuleProblem("", None, "catalog", "", "", message)]
         form.base_version = in_force  # a second 保存 is a knowing decision
-        form.dry = _dry_run(None, fields, run=False)
+        form.dry = _dry_run(rules, fields, run=False)
         return _editor(request, name, form, problems=problems, conflict=True, status_code=409)
 
     return await run_in_threadpool(_work)
