@@ -57,6 +57,7 @@ def _require_schema(settings: Settings) -> None:
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from app.migrate import upgrade
+    from app.services.lifeevent_rules import seed_if_empty
     from app.services.staff import ensure_default_groups
 
     settings = _settings()
@@ -65,9 +66,12 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     try:
         with db.write_session() as session:
             ensure_default_groups(session)  # built-in groups get the permissions this release adds
+            seeded = seed_if_empty(session)  # the bundled life-event rules become version 1
             session.commit()
     finally:
         db.dispose()
+    if seeded:
+        print("life-event rules: the bundled seed data was saved as version 1")
     print(f"database is up to date: {_redact(settings.effective_database_url)}")
     return 0
 

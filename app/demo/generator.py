@@ -32,6 +32,7 @@ from app.models import (
 )
 from app.services import audit
 from app.services.audit import Actor
+from app.services.lifeevent_rules import seed_if_empty
 from app.services.passwords import verify_password
 from app.services.staff import create_user, ensure_default_groups
 
@@ -161,6 +162,7 @@ def generate_demo(
             _clear(session)
         municipality, sites, locations, devices = _ensure_town(session)
         staff_users, credentials = _ensure_staff(session)
+        seed_if_empty(session)  # the life-event rules staff can edit (管理 → 手続きルール)
         _insert_registry(session, town, stamp)
         audit.record(
             session,

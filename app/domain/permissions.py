@@ -18,6 +18,7 @@ class Permission(StrEnum):
     DEVICES_MANAGE = "devices.manage"  # register, rotate and revoke device tokens
     PRINT_MANAGE = "print.manage"  # cancel and retry print jobs
     LOCATION_SETTINGS = "location.settings"  # a counter's own settings: printing, fees, hours, kiosk
+    RULES_MANAGE = "rules.manage"  # edit, save and roll back the life-event rules (手続きルール)
 
 
 # label_ja, label_en, permissions
@@ -61,6 +62,7 @@ DEFAULT_GROUPS: dict[str, tuple[str, str, frozenset[Permission]]] = {
                 Permission.DEVICES_MANAGE,
                 Permission.PRINT_MANAGE,
                 Permission.LOCATION_SETTINGS,
+                Permission.RULES_MANAGE,
             }
         ),
     ),

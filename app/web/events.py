@@ -44,6 +44,7 @@ JST: Final = timezone(timedelta(hours=9), "JST")  # Japan keeps no daylight savi
 
 EVENT_LABELS: Final[dict[str, str]] = {
     "test": "テストイベント / Test event",
+    "rules.saved": "手続きルールの保存 / Procedure rules saved",
 }
 TOPIC_LABELS: Final[dict[str, str]] = {
     "staff": "職員全体 / All staff",

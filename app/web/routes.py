@@ -24,6 +24,7 @@ from app.web import (
     kiosk_life,
     locations,
     queue,
+    rules,
     staff as staff_views,
     stats,
     verify,
@@ -163,12 +164,13 @@ def routes() -> list[BaseRoute]:
             methods=["POST"],
             csrf=False,
         ),
-        # Areas that keep their own part of the table: history, statistics, location settings
+        # Areas that keep their own part of the table: history, statistics, location settings, rules
         *history.routes(),
         *interview.routes(),
         *case_export.routes(),
         *kiosk_life.routes(),
         *stats.routes(),
         *locations.routes(),
+        *rules.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
