@@ -14,6 +14,7 @@ from app.domain.permissions import Permission as P
 from app.web import (
     admin,
     auth,
+    cases,
     devices,
     events,
     history,
@@ -164,5 +165,6 @@ def routes() -> list[BaseRoute]:
         *history.routes(),
         *stats.routes(),
         *locations.routes(),
+        *cases.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
