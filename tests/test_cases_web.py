@@ -139,6 +139,8 @@ def test_detail_shows_everything_and_audits_the_read(
     assert entry.target_id == str(case.id) and entry.detail["part"] == "page"
     assert entry.actor_id == str(staff_accounts.ids["clerk"])
     assert client.get("/staff/cases/no-such-token").status_code == 404
+    english = client.get(f"/staff/cases/{token}?lang=en")
+    assert english.status_code == 200 and "Procedures" in english.text and "Moving in" in english.text
 
 
 def test_ticking_a_procedure_updates_progress_and_tells_every_screen(
