@@ -290,6 +290,9 @@ def test_floor_overview_shows_each_departments_progress_without_names(
 
 def test_scanned_text_is_read_through_ime_and_keyboard_layout_mistakes() -> None:
     token = "abc_DEF-123_456789xyz"
+    printed = case_desk.scan_url("https://madoguchi.example.jp/", token, "zeimu")
+    assert printed == f"https://madoguchi.example.jp/cases/scan/{token}?d=zeimu"
+    assert case_desk.read_scanned(printed) == case_desk.ScannedCode((token,), "zeimu")
     assert case_desk.read_scanned(f"http://h/cases/scan/{token}?d=zeimu") == case_desk.ScannedCode(
         (token,), "zeimu"
     )

@@ -412,6 +412,13 @@ _AFTER_SCAN = re.compile(r"cases/scan/([^?&#\s/]+)")
 _DEPARTMENT = re.compile(r"[?&]d[=^]([A-Za-z0-9_\-]{1,64})")
 
 
+def scan_url(base_url: str, token: str, department_id: str = "") -> str:
+    """What the guidance sheet's QR code holds: `<public URL>/cases/scan/<token>`, with `?d=` to
+    open the case at the department the resident is sent to next (optional)."""
+    url = f"{base_url.rstrip('/')}/cases/scan/{token}"
+    return f"{url}?d={department_id}" if department_id else url
+
+
 @dataclass(frozen=True)
 class ScannedCode:
     tokens: tuple[str, ...]  # candidates, most likely first

@@ -12,6 +12,7 @@ from app.demo.generator import generate_demo
 from app.services.certificates import today_jst
 from app.services.staff import create_user
 from tests.conftest import TEST_PASSWORD, LiveServer
+from tests.e2e.test_accessibility import axe
 from tests.e2e.test_staff_browser import _sign_in
 from tests.test_cases_web import submitted
 
@@ -32,6 +33,7 @@ def test_a_case_travels_live_between_departments(browser, live_server: LiveServe
         session.commit()
     pension_context = browser.new_context(locale="ja-JP", viewport={"width": 1280, "height": 900})
     floor_context = browser.new_context(locale="ja-JP", viewport={"width": 1280, "height": 900})
+    problems: list[str] = []  # serious accessibility findings, checked at the end
     try:
         pension = pension_context.new_page()
         floor = floor_context.new_page()
@@ -62,6 +64,7 @@ def test_a_case_travels_live_between_departments(browser, live_server: LiveServe
         cell.wait_for()
         assert "floor-cell waiting" in (cell.get_attribute("class") or "")
         before = cell.inner_text()
+        problems += axe(pension, "case-list") + axe(floor, "case-floor")
 
         # Open the case from the list (the selected department's procedures come first) and tick 国保.
         row.locator("a").first.click()
@@ -75,6 +78,7 @@ def test_a_case_travels_live_between_departments(browser, live_server: LiveServe
         done = pension.locator(f"#procedure-{position}[data-status=done]")
         done.wait_for()
         assert "テスト clerk" in pension.locator(".case-log").inner_text()
+        problems += axe(pension, "case-detail")
 
         # The floor overview moves without a reload.
         floor.wait_for_function(
@@ -85,6 +89,8 @@ def test_a_case_travels_live_between_departments(browser, live_server: LiveServe
 
         # The QR reader types the guidance sheet's URL and Enter into the focused field.
         floor.goto(f"{live_server.url}/staff/cases/scan")
+        problems += axe(floor, "case-scan")
+        floor.locator("#scan-code").focus()  # axe's run may have moved the focus
         floor.keyboard.type(f"{live_server.url}/cases/scan/{token}?d=hoken_nenkin")
         floor.keyboard.press("Enter")
         floor.wait_for_url(re.compile(rf".*/staff/cases/{token}\?d=hoken_nenkin$"))
@@ -99,3 +105,4 @@ def test_a_case_travels_live_between_departments(browser, live_server: LiveServe
     finally:
         pension_context.close()
         floor_context.close()
+    assert not problems, "\n".join(problems)
