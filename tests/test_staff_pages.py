@@ -98,7 +98,7 @@ def test_admin_creates_a_user_who_can_sign_in(
             "csrf_token": token,
             "login_id": "suzuki",
             "display_name": "鈴木 一郎",
-            "department": "住民課",
+            "department": "shimin",
             "password": "a-long-password",
             "groups": ["clerk"],
         },

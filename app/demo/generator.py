@@ -104,7 +104,7 @@ class _Account:
     login_id: str
     display_name: str
     role: str  # one of DEFAULT_GROUPS
-    department: str
+    department: str  # a department id of the life-event rules (app/domain/lifeevents/data)
 
     @property
     def password(self) -> str:
@@ -112,12 +112,12 @@ class _Account:
 
 
 DEMO_ACCOUNTS: tuple[_Account, ...] = (
-    _Account("admin", "システム管理者（デモ）", "admin", "情報政策課"),
-    _Account("clerk", "窓口 一郎（デモ）", "clerk", "住民課"),
-    _Account("clerk2", "窓口 花子（デモ）", "clerk", "住民課"),
-    _Account("clerk3", "北浦 支所員（デモ）", "clerk", "北浦支所"),
-    _Account("manager", "住民課長（デモ）", "manager", "住民課"),
-    _Account("auditor", "監査 担当（デモ）", "auditor", "総務課"),
+    _Account("admin", "システム管理者（デモ）", "admin", ""),
+    _Account("clerk", "窓口 一郎（デモ）", "clerk", "shimin"),
+    _Account("clerk2", "窓口 花子（デモ）", "clerk", "hoken_nenkin"),
+    _Account("clerk3", "北浦 支所員（デモ）", "clerk", "shimin"),
+    _Account("manager", "住民課長（デモ）", "manager", "shimin"),
+    _Account("auditor", "監査 担当（デモ）", "auditor", ""),
 )
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")

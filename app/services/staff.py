@@ -10,11 +10,23 @@ from app.domain.permissions import DEFAULT_GROUPS, Permission
 from app.models import GroupPermission, StaffGroup, StaffSession, StaffUser, UserGroup
 from app.services import audit
 from app.services.audit import Actor
+from app.services.lifeevent_rules import current_rules
 from app.services.passwords import MIN_PASSWORD_LENGTH, hash_password
 
 
 class StaffError(ValueError):
     """A request about staff accounts that cannot be carried out; the message is Japanese."""
+
+
+def check_department(session: Session, department: str) -> str:
+    """A staff user's department is one of the life-event rules' departments (by id), or none.
+    It is where the case screens open by default."""
+    department = department.strip()
+    if not department:
+        return ""
+    if department not in {d.id for d in current_rules(session)[1].catalog.departments}:
+        raise StaffError(f"部署「{department}」はありません。一覧から選んでください。")
+    return department
 
 
 def ensure_default_groups(session: Session) -> dict[str, StaffGroup]:
@@ -62,6 +74,7 @@ def create_user(
         raise StaffError(f"パスワードは{MIN_PASSWORD_LENGTH}文字以上にしてください。")
     if session.exec(select(StaffUser).where(StaffUser.login_id == login_id)).first() is not None:
         raise StaffError(f"職員ID「{login_id}」はすでに使われています。")
+    department = check_department(session, department)
     known = ensure_default_groups(session)
     wanted = list(groups)
     unknown = [name for name in wanted if name not in known]
@@ -131,6 +144,7 @@ def update_user(
     active: bool,
     unlock: bool = False,
     new_password: str = "",
+    department: str | None = None,
 ) -> StaffUser:
     """Change a user's groups and state; every change is audit-logged with before and after."""
     user = session.get(StaffUser, user_id)
@@ -145,10 +159,13 @@ def update_user(
         raise StaffError("自分自身をシステム管理者グループから外すことはできません。")
     if new_password and len(new_password) < MIN_PASSWORD_LENGTH:
         raise StaffError(f"パスワードは{MIN_PASSWORD_LENGTH}文字以上にしてください。")
+    if department is not None and department.strip() != user.department:
+        department = check_department(session, department)  # an old free-text value may stay
     before = {
         "groups": group_names_of(session, user_id),
         "active": user.active,
         "locked": user.locked_until is not None,
+        "department": user.department,
     }
     session.exec(delete(UserGroup).where(col(UserGroup.user_id) == user_id))
     for name in wanted:
@@ -156,6 +173,8 @@ def update_user(
         assert group_id is not None
         session.add(UserGroup(user_id=user_id, group_id=group_id))
     user.active = active
+    if department is not None:
+        user.department = department.strip()
     if unlock:
         user.locked_until = None
         user.failed_logins = 0
@@ -165,7 +184,12 @@ def update_user(
     if not active:
         session.exec(delete(StaffSession).where(col(StaffSession.user_id) == user_id))
     session.flush()
-    after = {"groups": wanted, "active": active, "locked": user.locked_until is not None}
+    after = {
+        "groups": wanted,
+        "active": active,
+        "locked": user.locked_until is not None,
+        "department": user.department,
+    }
     detail: dict[str, object] = {"before": before, "after": after}
     if new_password:
         detail["password_reset"] = True

@@ -13,6 +13,8 @@ from starlette.responses import RedirectResponse, Response
 
 from app.models import AuditEntry, StaffGroup
 from app.services import audit, staff as staff_service
+from app.services.case_desk import departments
+from app.services.lifeevent_rules import current_rules
 from app.services.staff import StaffError
 from app.web.guards import client_ip, user_of
 from app.web.htmx import is_htmx
@@ -31,12 +33,20 @@ def _groups(session: Session) -> list[StaffGroup]:
     return list(session.exec(select(StaffGroup).order_by(col(StaffGroup.id))).all())
 
 
+def _departments(session: Session) -> list[tuple[str, str]]:
+    """(id, name) of the departments staff can belong to (the life-event rules' departments)."""
+    return [(d.id, d.name.ja) for d in departments(current_rules(session)[1])]
+
+
 def users(request: Request) -> Response:
     with request.app.state.db.session() as session:
         rows = staff_service.list_users(session)
         groups = _groups(session)
+        choices = _departments(session)
     response: Response = request.app.state.templates.TemplateResponse(
-        request, "admin/users.html", {"rows": rows, "groups": groups, "error": "", "form": {}}
+        request,
+        "admin/users.html",
+        {"rows": rows, "groups": groups, "error": "", "form": {}, "departments": choices},
     )
     return response
 
@@ -75,12 +85,20 @@ async def user_create(request: Request) -> Response:
         with request.app.state.db.session() as session:
             rows = staff_service.list_users(session)
             groups = _groups(session)
+            choices = _departments(session)
         kept = {key: str(form.get(key, "")) for key in ("login_id", "display_name", "department")}
         kept_groups = _form_groups(form)
         response: Response = request.app.state.templates.TemplateResponse(
             request,
             "admin/users.html",
-            {"rows": rows, "groups": groups, "error": error, "form": kept, "form_groups": kept_groups},
+            {
+                "rows": rows,
+                "groups": groups,
+                "error": error,
+                "form": kept,
+                "form_groups": kept_groups,
+                "departments": choices,
+            },
             status_code=422,
         )
         return response
@@ -104,6 +122,7 @@ async def user_update(request: Request) -> Response:
                     active=form.get("active") == "on",
                     unlock=form.get("unlock") == "on",
                     new_password=str(form.get("new_password", "")),
+                    department=str(form["department"])[:64] if "department" in form else None,
                 )
             except StaffError as error:
                 session.rollback()

@@ -15,6 +15,7 @@ from app.web import (
     admin,
     auth,
     case_export,
+    cases,
     devices,
     events,
     history,
@@ -172,5 +173,6 @@ def routes() -> list[BaseRoute]:
         *stats.routes(),
         *locations.routes(),
         *rules.routes(),
+        *cases.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
