@@ -35,6 +35,7 @@ from app.printing.forms import (
     SIGNATURE_BOX_MM,
     children,
     prepare_forms,
+    question_texts,
     render_form,
     render_forms,
 )
@@ -419,6 +420,17 @@ def test_guide_sheet_qr_codes_are_vectors(tmp_path: Path) -> None:
         ["pdfimages", "-list", str(path)], capture_output=True, text=True, check=True
     ).stdout
     assert len(images.strip().splitlines()) == 2  # the header lines only: no raster image
+
+
+def test_question_texts_come_from_the_rules() -> None:
+    from app.domain.lifeevents import load_catalog
+
+    event = load_catalog().event("tennyu")
+    assert event is not None
+    questions, choices = question_texts(event)
+    assert questions["moved_from"] == "どこから引っ越してきましたか？"
+    assert choices["moved_from"]["other_city"] == "国内のほかの市区町村"
+    assert "has_dog" not in choices  # yes / no questions have no choices
 
 
 def test_summary_prints_answers_with_question_texts(tmp_path: Path) -> None:

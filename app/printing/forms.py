@@ -56,12 +56,16 @@ from app.printing.signature import signature_svg
 
 __all__ = [
     "FORM_TITLES",
+    "SIGNATURE_BOX_MM",
     "PRINTABLE_FORMS",
     "TEMPLATE_DIR",
     "CaseView",
     "FormSheet",
     "PreparedForms",
     "RenderedForms",
+    "case_view",
+    "children",
+    "form_persons",
     "prepare_forms",
     "question_texts",
     "render_form",
@@ -458,7 +462,8 @@ def question_texts(event: LifeEvent) -> tuple[dict[str, str], dict[str, dict[str
     """The Japanese question texts of an event's questions, by answer id, and the labels of their
     choices (answer id → value → label): the `questions` and `choices` of `render_forms`.
 
-    With the rules in force: ``questions, choices = question_texts(current_rules(s)[1]...)``."""
+    With the rules in force: ``question_texts(current_rules(session)[1].event(case.event_id).event)``.
+    """
     texts = {q.id: q.text.ja for q in event.questions}
     labels = {q.id: {c.value: c.label.ja for c in q.options} for q in event.questions if q.options}
     return texts, labels

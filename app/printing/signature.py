@@ -10,8 +10,9 @@ millimetres on paper, with round caps and joins.
 
 A width change needs a new path (SVG has no variable-width stroke), so the pressure is quantised
 into `LEVELS` steps and neighbouring segments at the same step share one path: a signature of a
-few hundred points becomes a few dozen paths rather than hundreds, which keeps WeasyPrint's
-layout quick. The PDF gets vector paths; nothing is rasterised. No strokes, no points: "" (the box
+few hundred points becomes a few dozen paths rather than hundreds, and points that lie within
+`SIMPLIFY_MM` of the line through their neighbours are dropped first (Ramer–Douglas–Peucker):
+WeasyPrint parses and draws every path command, ~13 ms for an unsimplified signature on each form. The PDF gets vector paths; nothing is rasterised. No strokes, no points: "" (the box
 stays empty).
 """
 
@@ -25,8 +26,10 @@ from app.domain.cases import Signature, StrokePoint
 
 __all__ = ["SignatureStyle", "signature_svg"]
 
-LEVELS = 6  # pressure steps (distinct line widths)
+LEVELS = 5  # pressure steps (distinct line widths)
+MIN_RUN = 3  # segments: a shorter run at another step keeps the width before it
 MAX_ZOOM = 2.0  # at most this many times the scale that fits the whole pad into the box
+SIMPLIFY_MM = 0.06  # points closer than this to the line through their neighbours are dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +106,9 @@ def signature_svg(
             radius = line_width(level(stroke[0].p)) / 2
             parts.append(f'<circle cx="{x:.2f}" cy="{y:.2f}" r="{radius:.3f}"/>')
             continue
-        parts.extend(_stroke_paths(points, [level(pt.p) for pt in stroke], line_width))
+        kept = _simplify(points, SIMPLIFY_MM)
+        steps = _steady([level(stroke[i].p) for i in kept], MIN_RUN)
+        parts.extend(_stroke_paths([points[i] for i in kept], steps, line_width))
 
     return (
         f'<svg class="signature-ink" xmlns="http://www.w3.org/2000/svg" width="{width_mm:.2f}mm" '
@@ -111,6 +116,47 @@ def signature_svg(
         f'<g fill="{style.colour}" stroke="{style.colour}" stroke-linecap="round" '
         f'stroke-linejoin="round">{"".join(parts)}</g></svg>'
     )
+
+
+def _steady(steps: list[int], min_run: int) -> list[int]:
+    """Pressure steps with short runs folded into the run before them: each run is a path of its
+    own, and WeasyPrint's cost is per path; a width held a few segments longer does not show."""
+    steady = list(steps)
+    start = 0
+    while start < len(steady):
+        end = start
+        while end < len(steady) and steps[end] == steps[start]:
+            end += 1
+        if start > 0 and end - start < min_run and end < len(steady):
+            steady[start:end] = [steady[start - 1]] * (end - start)
+        start = end
+    return steady
+
+
+def _simplify(points: list[tuple[float, float]], tolerance: float) -> list[int]:
+    """Indexes of the points to keep (Ramer–Douglas–Peucker, in paper millimetres): a pen samples
+    60–240 times a second, and most points lie on the line through their neighbours. Each path
+    command costs WeasyPrint time to draw; fewer points draw the same curve on paper."""
+    if len(points) <= 2:
+        return list(range(len(points)))
+    keep = {0, len(points) - 1}
+    stack = [(0, len(points) - 1)]
+    while stack:
+        first, last = stack.pop()
+        (x1, y1), (x2, y2) = points[first], points[last]
+        dx, dy = x2 - x1, y2 - y1
+        length = math.hypot(dx, dy)
+        farthest, distance = -1, tolerance
+        for i in range(first + 1, last):
+            px, py = points[i]
+            d = abs(dy * (px - x1) - dx * (py - y1)) / length if length > 0 else math.hypot(px - x1, py - y1)
+            if d > distance:
+                farthest, distance = i, d
+        if farthest >= 0:
+            keep.add(farthest)
+            stack.append((first, farthest))
+            stack.append((farthest, last))
+    return sorted(keep)
 
 
 def _stroke_paths(
