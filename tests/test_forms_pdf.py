@@ -312,6 +312,17 @@ def test_foreign_residents_birth_dates_are_in_seireki(tmp_path: Path) -> None:
     assert "ブラジル" in text
 
 
+def test_rare_characters_of_names_are_set_in_ipamj(tmp_path: Path) -> None:
+    yoshi = "\U00020bb7"  # 𠮷, not in IPAex明朝
+    taro = replace(TARO, family_name=f"{yoshi}田")
+    rendered = render_form(family_case(applicant=taro, members=(taro, HANAKO)), "idou_todoke")
+    path = tmp_path / "mj.pdf"
+    path.write_bytes(rendered.pdf)
+    fonts = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True).stdout
+    assert "IPAmjMincho" in fonts
+    assert f"{yoshi}田太郎" in compact(pdf_text(rendered.pdf, tmp_path))
+
+
 def test_a_household_of_six_takes_two_idou_todoke_sheets(tmp_path: Path) -> None:
     extra = (
         person("new-5", "山田", "五郎", "やまだ", "ごろう", date(1950, 1, 2), "1", "父"),
