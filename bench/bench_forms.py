@@ -5,7 +5,7 @@
 
 The set: 住民異動届, マイナンバーカード券面記載事項変更届, 国保 資格取得届, 児童手当 認定請求書,
 子育て支援医療証 交付申請書, 申請内容票 and 手続き案内票 (8 pages: the guide sheet takes two), with the
-resident's and the clerk's handwritten signatures and five QR codes. Every run prints a case with
+resident's and the clerk's handwritten signatures and four QR codes. Every run prints a case with
 its own number and token (so the QR codes differ), in one warm process (fonts, stylesheets and
 templates loaded; the first, cold render is reported apart).
 

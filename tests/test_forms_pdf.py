@@ -457,6 +457,7 @@ def test_summary_prints_answers_with_question_texts(tmp_path: Path) -> None:
     assert "tenshutsu_methodcertificate" in text  # no text given: the id and the value
     assert "■マイナンバーカード" in text  # identity read from the card
     assert "佐藤一郎" in text
+    assert "署名日令和8年11月20日" in text
     for name in ("山田太郎", "山田花子", "山田一郎", "山田桜"):
         assert name in text
 

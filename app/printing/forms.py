@@ -141,11 +141,9 @@ _CHILD_FORMS = frozenset(
 )
 _SUBJECT_FORMS = frozenset({"idou_todoke"})
 
-# Signature boxes: every form draws them at this size (mm), so each signature is drawn once.
+# Signature boxes (mm; .sig-box in forms.css): one size on every form, so each signature's SVG is
+# made once a render and every form draws the same image.
 SIGNATURE_BOX_MM = (62.0, 14.0)
-# QR codes on the 手続き案内票 (mm, without the quiet zone the CSS adds).
-CASE_QR_MM = 30.0
-DEPARTMENT_QR_MM = 19.0
 
 
 # --- The case as the templates see it --------------------------------------------------------------
