@@ -79,6 +79,7 @@ class PdfLayoutError(RuntimeError):
 class RenderedPdf:
     pdf: bytes
     pages: int
+    anchors: tuple[tuple[str, ...], ...] = ()  # per page: the HTML ids (anchors) laid out on it
 
 
 _lock = threading.Lock()
@@ -125,6 +126,7 @@ def render_pdf(
                 stylesheets=sheets, font_config=font_configuration(), cache=_ImageCache.shared
             )
             pages = len(document.pages)
+            anchors = tuple(tuple(page.anchors) for page in document.pages)
             if expected_pages is not None and pages != expected_pages:
                 raise PdfLayoutError(
                     f"expected {expected_pages} pages, laid out {pages}: some content does not fit its sheet"
@@ -134,7 +136,7 @@ def render_pdf(
             pdf = document.write_pdf()
         finally:
             _ImageCache.shared.end_render()
-    return RenderedPdf(bytes(pdf), pages)
+    return RenderedPdf(bytes(pdf), pages, anchors)
 
 
 @contextlib.contextmanager
