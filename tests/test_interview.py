@@ -149,3 +149,29 @@ def test_idou_csv_export_of_the_day(client: TestClient, db: Database, staff_acco
     assert client.get("/staff/cases/idou.csv?day=yesterday").status_code == 400
     with db.session() as session:
         assert len(session.exec(select(AuditEntry).where(AuditEntry.action == "case.idou_export")).all()) == 2
+
+
+def test_forms_preview_and_print_from_the_case(
+    client: TestClient, db: Database, staff_accounts: StaffAccounts
+) -> None:
+    from app.models import PrintJob
+
+    test_family_moving_in_submitted_with_signatures(client, db, staff_accounts)
+    with db.session() as session:
+        case = session.exec(select(LifeCase)).one()
+    page = client.get(f"/staff/cases/{case.token}")
+    assert page.status_code == 200 and 'data-form="idou_todoke"' in page.text
+    pdf = client.get(f"/staff/cases/{case.token}/forms.pdf?form=idou_todoke")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert client.get(f"/staff/cases/{case.token}/forms.pdf?form=shussei_todoke").status_code == 422
+    csrf = csrf_of(client, f"/staff/cases/{case.token}")
+    printed = client.post(
+        f"/staff/cases/{case.token}/forms/print",
+        data={"csrf_token": csrf, "form": ["idou_todoke", "guide_sheet"]},
+    )
+    assert printed.status_code == 303, printed.text
+    with db.session() as session:
+        job = session.exec(select(PrintJob).where(PrintJob.source_type == "life_case_forms")).one()
+        assert job.payload["case_id"] == case.id
+        actions = [a.action for a in session.exec(select(AuditEntry)).all()]
+        assert "case.forms_preview" in actions and "case.forms_print" in actions

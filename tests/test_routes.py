@@ -44,6 +44,8 @@ EXPECTED = {
     "staff:locations": ("/staff/locations", {"GET"}, "location.settings"),
     "staff:location": ("/staff/locations/{location_id:int}", {"GET"}, "location.settings"),
     "staff:location-update": ("/staff/locations/{location_id:int}", {"POST"}, "location.settings"),
+    "staff:case-forms-pdf": ("/staff/cases/{token:str}/forms.pdf", {"GET"}, "life_event.handle"),
+    "staff:case-forms-print": ("/staff/cases/{token:str}/forms/print", {"POST"}, "life_event.handle"),
     "cases:idou-csv": ("/staff/cases/idou.csv", {"GET"}, "life_event.handle"),
     "interview:start": ("/staff/interview", {"GET"}, "life_event.handle"),
     "interview:start-submit": ("/staff/interview", {"POST"}, "life_event.handle"),

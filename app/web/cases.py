@@ -25,6 +25,7 @@ from app.domain.lifeevents.model import Department
 from app.domain.permissions import Permission
 from app.domain.wareki import format_wareki
 from app.models import StaffUser
+from app.printing.forms import PRINTABLE_FORMS
 from app.services import case_desk, cases as case_service
 from app.services.case_desk import CaseTab
 from app.services.cases import CaseError
@@ -278,6 +279,7 @@ def _detail_context(
         "dept_name": lambda d: case_desk.text_of(d.name, lang),
         "stream_url": f"{STREAM}?last_event_id={last_id}",
         "refresh_url": f"/staff/cases/{quote(token)}?{urlencode({'d': selection.id})}",
+        "printable_forms": PRINTABLE_FORMS,
     }
     return context, selection
 
