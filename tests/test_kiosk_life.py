@@ -85,6 +85,11 @@ def test_family_moving_in_at_the_kiosk(client: TestClient, db: Database) -> None
     )
     assert ok.headers["location"].endswith("/life/questions"), ok.text
     page = client.get(f"/kiosk/{code}/life/questions")
+    assert "<ruby>" not in page.text
+    client.cookies.set("madoguchi_furigana", "1", path="/kiosk/")
+    with_furigana = client.get(f"/kiosk/{code}/life/questions")
+    assert "<ruby>犬<rt>いぬ</rt></ruby>" in with_furigana.text
+    assert 'aria-pressed="true"' in with_furigana.text
     future = (today_jst() + timedelta(days=2)).isoformat()
     wrong = client.post(
         f"/kiosk/{code}/life/questions",

@@ -36,6 +36,7 @@ from app.services.certificates import location_settings, reception_label
 from app.services.kiosk import CardResult, Choice, KioskError
 from app.web.guards import client_ip
 from app.web.htmx import client_redirect, is_htmx
+from app.web.templating import FURIGANA_COOKIE
 
 log = logging.getLogger("madoguchi.kiosk")
 KIOSK_COOKIE = "madoguchi_kiosk"
@@ -158,6 +159,7 @@ def start(request: Request) -> Response:
         return _render(request, "closed.html", {"code": walk.device.code, **closed})
     response = _render(request, "start.html", {"code": walk.device.code, "types": types})
     response.delete_cookie(KIOSK_COOKIE, path="/kiosk/")
+    response.delete_cookie(FURIGANA_COOKIE, path="/kiosk/")  # the next resident starts without
     return response
 
 

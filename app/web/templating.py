@@ -38,11 +38,20 @@ def iso_date(value: date | None) -> str:
     return value.isoformat() if value else ""
 
 
+def ruby_html(text: str) -> Any:
+    from app.web.furigana import ruby_html as ruby
+
+    return ruby(text)
+
+
 def wareki_date(value: date | None) -> str:
     """和暦 for people reading Japanese screens (令和8年11月21日)."""
     from app.domain.wareki import format_wareki
 
     return format_wareki(value) if value else ""
+
+
+FURIGANA_COOKIE = "madoguchi_furigana"  # the kiosk's ふりがな switch (static/js/kiosk.js)
 
 
 def _context(request: Request) -> dict[str, Any]:
@@ -52,6 +61,7 @@ def _context(request: Request) -> dict[str, Any]:
         "user": state.get("user"),
         "lang": i18n.current_language(),
         "languages": i18n.LANGUAGES,
+        "furigana": request.cookies.get(FURIGANA_COOKIE) == "1",
     }
 
 
@@ -71,5 +81,6 @@ def make_templates() -> Jinja2Blocks:
     env.filters["iso_date"] = iso_date
     env.filters["json_text"] = json_text
     env.filters["wareki"] = wareki_date
+    env.filters["ruby"] = ruby_html
     env.globals["static_version"] = "1"
     return templates

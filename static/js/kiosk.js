@@ -83,7 +83,18 @@
     });
   }
 
+  // ふりがな: readings over the kanji of questions and procedures (kept for this kiosk's walk).
+  function furiganaSwitch() {
+    var button = document.querySelector("[data-furigana-switch]");
+    if (!button) return;
+    button.addEventListener("click", function () {
+      var on = button.getAttribute("aria-pressed") !== "true";
+      document.cookie = "madoguchi_furigana=" + (on ? "1" : "0") + "; path=/kiosk/; SameSite=Strict";
+      window.location.reload();
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
-    keypad(); cardPresence(); copiesStepper(); idleTimer(); onceForms();
+    keypad(); cardPresence(); copiesStepper(); idleTimer(); onceForms(); furiganaSwitch();
   });
 })();
