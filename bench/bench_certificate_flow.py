@@ -612,7 +612,12 @@ def web_server(args: argparse.Namespace, env: Env, name: str) -> Iterator[Server
     for _ in range(args.print_workers):
         server.workers.append(
             subprocess.Popen(
-                [sys.executable, str(Path(__file__).resolve()), "--as-worker"],
+                [
+                    *(["nice", "-n", str(args.worker_nice)] if args.worker_nice else []),
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--as-worker",
+                ],
                 cwd=ROOT,
                 env=environ,
                 stdout=log,
@@ -1147,6 +1152,7 @@ def conditions(args: argparse.Namespace, env: Env) -> str:
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     makers = (
         f"{args.print_workers} arq print worker(s)"
+        + (f" at nice {args.worker_nice}" if args.worker_nice else "")
         if args.print_workers
         else f"certificates made on the web process's print threads ({os.cpu_count()})"
     )
@@ -1892,6 +1898,9 @@ def main() -> int:
         type=int,
         default=0,
         help="arq worker processes that make the certificates (0: the web process's own print threads)",
+    )
+    parser.add_argument(
+        "--worker-nice", type=int, default=0, help="run the print workers under `nice -n N` (web first)"
     )
     parser.add_argument("--clients", type=int, default=500, help="1: SSE clients")
     parser.add_argument("--client-procs", type=int, default=2, help="1: worker processes for the SSE clients")

@@ -369,6 +369,10 @@ def test_the_arq_worker_prints_an_order_enqueued_after_the_commit(
             )
             request_id = await asyncio.to_thread(town.confirm)  # commits in a thread, as the web does
             assert town.issues() == []
+            for _ in range(500):  # the enqueue runs on this loop, after the commit returned
+                if await pool.zcard(queue):
+                    break
+                await asyncio.sleep(0.01)
             assert await pool.zcard(queue) == 1
             worker = Worker(
                 functions=worker_module.WorkerSettings.functions,

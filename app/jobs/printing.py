@@ -22,7 +22,8 @@ from typing import Any
 from arq.connections import ArqRedis
 
 from app.db import Database
-from app.services.certificates import PrintOrder, PrintResult, run_print_order
+from app.services import certificates
+from app.services.certificates import PrintOrder, PrintResult
 
 log = logging.getLogger("madoguchi.jobs.printing")
 
@@ -42,7 +43,7 @@ class LocalPrintRunner:
         self._pending: set[concurrent.futures.Future[PrintResult]] = set()
 
     def __call__(self, order: PrintOrder) -> None:
-        future = self._pool.submit(run_print_order, self.db, order)
+        future = self._pool.submit(certificates.run_print_order, self.db, order)
         with self._lock:
             self._pending.add(future)
         future.add_done_callback(self._finished)
@@ -87,27 +88,25 @@ class ArqPrintDispatcher:
         await self.pool.enqueue_job(JOB_NAME, order.to_json(), _queue_name=self.queue_name)
 
     def __call__(self, order: PrintOrder) -> None:
+        """Schedule the enqueue on the event loop and return at once: the request that committed
+        must not wait for the loop, which may be busy fanning the request's event out to hundreds
+        of screens. If Redis refuses the job, the order runs here instead."""
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is self.loop:  # committed on the event loop's own thread: do not block it
-            task = self.loop.create_task(self.enqueue(order))
-            task.add_done_callback(lambda t: self._check(t, order))
-            return
-        future = asyncio.run_coroutine_threadsafe(self.enqueue(order), self.loop)
-        try:
-            future.result(timeout=5)
-        except Exception:
-            log.exception("could not enqueue the print of request %s; printing here", order.request_id)
-            self.fallback(order)
+        if running is self.loop:
+            self.loop.create_task(self.enqueue(order)).add_done_callback(lambda t: self._check(t, order))
+        else:
+            future = asyncio.run_coroutine_threadsafe(self.enqueue(order), self.loop)
+            future.add_done_callback(lambda f: self._check(f, order))
 
-    def _check(self, task: asyncio.Task[None], order: PrintOrder) -> None:
-        if task.cancelled() or task.exception() is not None:
+    def _check(self, done: asyncio.Future[None] | concurrent.futures.Future[None], order: PrintOrder) -> None:
+        if done.cancelled() or done.exception() is not None:
             log.error(
                 "could not enqueue the print of request %s; printing here",
                 order.request_id,
-                exc_info=None if task.cancelled() else task.exception(),
+                exc_info=None if done.cancelled() else done.exception(),
             )
             self.fallback(order)
 
@@ -115,5 +114,5 @@ class ArqPrintDispatcher:
 async def print_certificate(ctx: dict[str, Any], order: dict[str, Any]) -> str:
     """arq job: carry out one print order (safe to run twice: the second run prints nothing)."""
     db: Database = ctx["db"]
-    result = await asyncio.to_thread(run_print_order, db, PrintOrder.from_json(order))
+    result = await asyncio.to_thread(certificates.run_print_order, db, PrintOrder.from_json(order))
     return result.outcome

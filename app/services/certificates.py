@@ -647,6 +647,19 @@ def _record_issue(
         )
         issue.print_job_id = job.id
         session.add(issue)
+        if request.state == RequestState.AWAITING_CONFIRMATION:
+            request.state = RequestState.RECEIVED  # an order made before request_print moved it
+        request.reason = ""
+        request.updated_at = utcnow()
+        session.add(request)
+        location = session.get(Location, request.location_id)
+        publish_on_commit(
+            session,
+            "staff",
+            "certificate.state",
+            {**request_event(request, location), "issue_id": issue.id, "print_job_id": job.id},
+        )
+        # Last: the audit chain's head row stays locked from here to the commit.
         audit.record(
             session,
             order.actor,
@@ -668,18 +681,6 @@ def _record_issue(
                 target_id=order.request_id,
                 detail={"issue_id": issue.id, "reprint_of": order.reprint_of, "reason": order.reason},
             )
-        if request.state == RequestState.AWAITING_CONFIRMATION:
-            request.state = RequestState.RECEIVED  # an order made before request_print moved it
-        request.reason = ""
-        request.updated_at = utcnow()
-        session.add(request)
-        location = session.get(Location, request.location_id)
-        publish_on_commit(
-            session,
-            "staff",
-            "certificate.state",
-            {**request_event(request, location), "issue_id": issue.id, "print_job_id": job.id},
-        )
         session.commit()
         return issue.id
 
