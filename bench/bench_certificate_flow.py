@@ -232,9 +232,14 @@ def bench_worker_main() -> None:
     --as-worker` in the environment web_server gives it."""
     from arq.worker import run_worker
 
+    import app.jobs.worker as worker_module
     from app.config import get_settings
+    from app.events import sink_for_url
     from app.jobs.worker import WorkerSettings, redis_settings
 
+    channel = os.environ.get("MADOGUCHI_BENCH_CHANNEL", "")
+    if channel:  # publish on the bench web's own channel, so that its hub (and the bridges) hear
+        worker_module.sink_for_url = functools.partial(sink_for_url, channel=channel)  # type: ignore[assignment]
     _install_print_timers()
     folder = os.environ.get("MADOGUCHI_BENCH_STATS_DIR", "")
     if folder:
