@@ -35,6 +35,12 @@ class Settings(BaseSettings):
         description="Redis URL (redis://host:6379/0 or unix:///path/redis.sock). Empty: `madoguchi serve` "
         "starts a private redis-server on a unix socket in the data folder.",
     )
+    job_queue: str = Field(
+        default="arq:queue",
+        min_length=1,
+        max_length=100,
+        description="Name of the arq job queue in Redis (web and workers must agree).",
+    )
     events_url: str = Field(
         default="",
         description="Event broker: memory:// (one process) or redis://…. Empty: the Redis URL if one is set, "

@@ -45,3 +45,7 @@ class LocalObjectStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
+
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing one is not an error."""
+        self._path(key).unlink(missing_ok=True)

@@ -249,6 +249,7 @@ def test_reprint_makes_a_new_issue_with_new_numbers_and_logs_the_reason(kiosk: K
         },
     )
     assert done.status_code == 303
+    kiosk.drain_prints()
     assert done.headers["location"].startswith(f"/staff/history/{request.id}?reprinted=")
     assert done.headers["location"].endswith("&back=type%3Djuminhyo")  # the way back to the search
     with kiosk.db.session() as session:

@@ -2,9 +2,10 @@
 
 Pure queries over the certificate tables, usable without HTTP. The web layer (app/web/history.py)
 writes the audit entries for looking (searches, views, exports): showing who asked for which
-certificate is a personal-data view. A reprint writes two entries: `certificate.reprint` (by
-`print_certificate`, with the new 発行番号) and `certificate.reprint_reason` (here, with the
-reason the staff member gave and the issue it repeats).
+certificate is a personal-data view. A reprint is ordered here and made after the commit; it
+writes two entries when the new issue is recorded (certificates.run_print_order):
+`certificate.reprint` (with the new 発行番号) and `certificate.reprint_reason` (with the reason the
+staff member gave and the issue it repeats).
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ from app.models import (
     Resident,
     StaffUser,
 )
-from app.services import audit, certificates as certificate_service
+from app.services import certificates as certificate_service
 from app.services.audit import Actor
-from app.services.certificates import RequestError, reception_label, today_jst
+from app.services.certificates import PrintOrder, RequestError, reception_label, today_jst
 
 JST = ZoneInfo("Asia/Tokyo")
 PAGE_SIZE = 50
@@ -407,12 +408,15 @@ def reprint(
     reason: str,
     staff_id: int | None,
     expected_latest_issue: int | None = None,
-) -> CertificateIssue:
-    """Print a request again from its history, with new 発行番号; the caller commits.
+) -> int:
+    """Order a reprint of a request from its history, with new 発行番号; the caller commits.
 
-    Only requests that were printed before can be reprinted (the first print is made from the
-    queue). `expected_latest_issue` is the newest issue the staff member saw: if another issue was
-    made since (a double click, a colleague), nothing is printed twice.
+    Returns the id of the issue being reprinted. The reprint itself is made after the commit
+    (certificates.run_print_order), which logs `certificate.reprint` and, with the reason,
+    `certificate.reprint_reason`. Only requests that were printed before can be reprinted (the
+    first print is made from the queue). `expected_latest_issue` is the newest issue the staff
+    member saw: if another issue was made since (a double click, a colleague), nothing is printed
+    twice — checked here, and again by the print order itself when it records the issue.
     """
     reason = " ".join(reason.split())
     if not reason:
@@ -435,16 +439,19 @@ def reprint(
         raise RequestError(
             "この画面を開いた後に、この申請は印刷されています。履歴を確かめてから操作してください。"
         )
-    issue = certificate_service.print_certificate(session, actor, request_id, staff_id=staff_id, reprint=True)
-    audit.record(
+    if request.state == RequestState.CANCELLED:
+        raise RequestError(f"「{request.state.label_ja}」の申請は印刷できません。")
+    location = session.get(Location, request.location_id)
+    assert location is not None and latest.id is not None
+    if certificate_service.office_device_for(session, location) is None:
+        raise RequestError("この窓口の事務用プリンター（端末）が登録されていません。")
+    certificate_service.print_on_commit(
         session,
-        actor,
-        "certificate.reprint_reason",
-        target_type="certificate_request",
-        target_id=request_id,
-        detail={"issue_id": issue.id, "reprint_of": issue.reprint_of, "reason": reason},
+        PrintOrder(
+            request_id=request_id, actor=actor, staff_id=staff_id, reprint_of=latest.id, reason=reason
+        ),
     )
-    return issue
+    return latest.id
 
 
 # CSV -------------------------------------------------------------------------------------------

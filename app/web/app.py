@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -13,8 +17,15 @@ from starlette.middleware import Middleware
 from app.config import Settings, get_settings
 from app.db import Database
 from app.events import EventHub
+from app.jobs.printing import ArqPrintDispatcher, LocalPrintRunner
 from app.printing.signing import signer_from_settings
-from app.services.certificates import PrintContext, configure_printing
+from app.services.certificates import (
+    PrintContext,
+    PrintDispatcher,
+    configure_printing,
+    set_print_dispatcher,
+    unprinted_orders,
+)
 from app.storage import LocalObjectStore
 from app.web.errors import http_error, server_error
 from app.web.kiosk import CardChecks
@@ -38,9 +49,25 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         )
         await hub.start()
         app.state.hub = hub
+        runner = LocalPrintRunner(database)
+        app.state.print_runner = runner
+        pool = await _job_pool(settings)
+        dispatcher: PrintDispatcher = (
+            ArqPrintDispatcher(pool, asyncio.get_running_loop(), runner, queue_name=settings.job_queue)
+            if pool is not None
+            else runner
+        )
+        previous = set_print_dispatcher(dispatcher)
+        if pool is None:
+            # No worker runs the lost-order sweep (app.jobs.worker.resume_prints): do it once now.
+            await asyncio.to_thread(_resume_prints, database, runner)
         try:
             yield
         finally:
+            set_print_dispatcher(previous)
+            if pool is not None:
+                await pool.aclose()
+            await asyncio.to_thread(runner.close)  # the orders handed over are finished first
             await hub.stop()
             if db is None:
                 database.dispose()
@@ -70,3 +97,23 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         )
     )
     return app
+
+
+async def _job_pool(settings: Settings) -> ArqRedis | None:
+    """The arq queue when Redis is configured and answers; None: print in this process."""
+    if not settings.redis_url:
+        return None
+    try:
+        return await create_pool(
+            RedisSettings.from_dsn(settings.redis_url), default_queue_name=settings.job_queue
+        )
+    except Exception:
+        log.exception("Redis does not answer: certificates are printed by this web process")
+        return None
+
+
+def _resume_prints(database: Database, runner: LocalPrintRunner) -> None:
+    with database.session() as session:
+        orders = unprinted_orders(session, older_than=timedelta(0))
+    for order in orders:
+        runner(order)

@@ -3,8 +3,8 @@
 Every look is audit-logged, since it shows who asked for which certificate:
 `certificate.history_search` (filters and result count), `certificate.history_view` (one
 request), `certificate.history_export` (CSV, filters and row count). A reprint is logged by
-`print_certificate` as `certificate.reprint` and, with the reason typed by staff, as
-`certificate.reprint_reason` (app/services/history.py).
+the print job as `certificate.reprint` and, with the reason typed by staff, as
+`certificate.reprint_reason` (app/services/certificates.py run_print_order).
 """
 
 from __future__ import annotations
@@ -134,6 +134,9 @@ def _render_detail(
             "error": error,
             "reason": reason,
             "reprinted": reprinted.isdigit() and not error,
+            # The reprint is made by a print job just after the redirect: made yet, or on its way?
+            "reprint_made": reprinted.isdigit()
+            and any(v.issue.reprint_of == int(reprinted) for v in view.issues),
             "back": request.query_params.get("back", "") if back is None else back,
         },
         status_code=status_code,
@@ -159,7 +162,7 @@ async def history_reprint(request: Request) -> Response:
     def _reprint() -> tuple[int | None, str]:
         with db.write_session() as session:
             try:
-                issue = history_service.reprint(
+                reprint_of = history_service.reprint(
                     session,
                     actor,
                     request_id,
@@ -170,10 +173,10 @@ async def history_reprint(request: Request) -> Response:
             except RequestError as error:
                 session.rollback()
                 return None, str(error)
-            session.commit()
-            return issue.id, ""
+            session.commit()  # the reprint is made after this, by a print job
+            return reprint_of, ""
 
-    issue_id, error = await run_in_threadpool(_reprint)
+    reprint_of, error = await run_in_threadpool(_reprint)
     if error:
         return await run_in_threadpool(
             lambda: _render_detail(
@@ -181,7 +184,7 @@ async def history_reprint(request: Request) -> Response:
             )
         )
     url = request.url_for("staff:history-detail", request_id=request_id)
-    query = urlencode({"reprinted": issue_id, **({"back": back} if back else {})})
+    query = urlencode({"reprinted": reprint_of, **({"back": back} if back else {})})
     return RedirectResponse(f"{url.path}?{query}", status_code=303)
 
 

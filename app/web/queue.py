@@ -79,8 +79,8 @@ async def act(request: Request) -> Response:
     def _act() -> str:
         with db.write_session() as session:
             try:
-                if action == "print":
-                    certificate_service.print_certificate(session, actor, request_id, staff_id=user.id)
+                if action == "print":  # checked now, printed after the commit (screens hear of it)
+                    certificate_service.request_print(session, actor, request_id, staff_id=user.id)
                 else:
                     certificate_service.move(
                         session, actor, request_id, ACTIONS[action], reason=reason, staff_id=user.id
