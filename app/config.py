@@ -41,6 +41,13 @@ class Settings(BaseSettings):
         max_length=100,
         description="Name of the arq job queue in Redis (web and workers must agree).",
     )
+    form_processes: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="Worker processes that render a case's form set side by side. 0: the CPU count "
+        "(at most 4); 1: render in the web process.",
+    )
     events_url: str = Field(
         default="",
         description="Event broker: memory:// (one process) or redis://…. Empty: the Redis URL if one is set, "

@@ -569,6 +569,21 @@ class RenderedForms:
     skipped: tuple[str, ...] = ()  # forms the case names that Madoguchi does not print
 
 
+def default_form_ids(case: CaseData) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the forms `render_forms` prints by default, in order; the named forms it does not print)."""
+    return _default_forms(case)
+
+
+def chosen_form_ids(form_ids: Iterable[str]) -> tuple[str, ...]:
+    """The printable ids asked for, each once, in order (ValueError for an unknown id)."""
+    return _chosen_forms(form_ids)
+
+
+def rows_per_sheet(form_id: str) -> int:
+    """Persons a sheet on the forms that list persons in rows; 0 for the others."""
+    return _ROWS_PER_SHEET.get(form_id, 0)
+
+
 def _default_forms(case: CaseData) -> tuple[tuple[str, ...], tuple[str, ...]]:
     named = case.forms()
     printable = [f for f in named if f in PRINTABLE_FORMS and f not in (GUIDE_SHEET, SUMMARY)]

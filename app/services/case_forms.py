@@ -14,7 +14,8 @@ from sqlmodel import Session
 from app.domain.cases import CaseData
 from app.domain.devices import PrinterKind
 from app.models import Device, LifeCase, Location, PrintJob
-from app.printing.forms import PRINTABLE_FORMS, RenderedForms, question_texts, render_forms
+from app.printing.forms import PRINTABLE_FORMS, RenderedForms, question_texts
+from app.printing.forms_parallel import default_processes, render_forms_parallel
 from app.services import audit, cases, devices as device_service
 from app.services.audit import Actor
 from app.services.certificates import office_device_for
@@ -37,12 +38,20 @@ def chosen_forms(case: CaseData, wanted: Sequence[str]) -> list[str] | None:
 
 
 def render(
-    session: Session, case: LifeCase, form_ids: Sequence[str] | None, *, base_url: str
+    session: Session, case: LifeCase, form_ids: Sequence[str] | None, *, base_url: str, processes: int = 0
 ) -> RenderedForms:
+    """The case's forms as one PDF, rendered on `processes` worker processes (0: one per CPU)."""
     data = cases.case_data(case, cases.procedures_of(session, case))
     event = current_rules(session)[1].catalog.event(case.event_id)
     questions, choices = question_texts(event) if event is not None else ({}, {})
-    return render_forms(data, form_ids, base_url=base_url, questions=questions, choices=choices)
+    return render_forms_parallel(
+        data,
+        form_ids,
+        base_url=base_url,
+        questions=questions,
+        choices=choices,
+        processes=default_processes(processes),
+    )
 
 
 def record_preview(session: Session, actor: Actor, case: LifeCase, rendered: RenderedForms) -> None:

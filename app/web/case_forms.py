@@ -54,7 +54,11 @@ def preview(request: Request) -> Response:
             return _problem(request, "この届出は見つかりません。", 404)
         try:
             rendered = case_forms.render(
-                session, case, case_forms.chosen_forms(cases.case_data(case), wanted), base_url=base
+                session,
+                case,
+                case_forms.chosen_forms(cases.case_data(case), wanted),
+                base_url=base,
+                processes=request.app.state.settings.form_processes,
             )
         except (FormsError, ValueError, PdfLayoutError) as error:
             return _problem(request, str(error), 422)
@@ -85,7 +89,11 @@ async def print_forms(request: Request) -> Response:
                 return "この届出は見つかりません。"
             try:
                 rendered = case_forms.render(
-                    session, case, case_forms.chosen_forms(cases.case_data(case), wanted), base_url=base
+                    session,
+                    case,
+                    case_forms.chosen_forms(cases.case_data(case), wanted),
+                    base_url=base,
+                    processes=request.app.state.settings.form_processes,
                 )
             except (FormsError, ValueError, PdfLayoutError) as error:
                 return str(error)
