@@ -165,6 +165,7 @@ def test_forms_preview_and_print_from_the_case(
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert client.get(f"/staff/cases/{case.token}/forms.pdf?form=shussei_todoke").status_code == 422
     csrf = csrf_of(client, f"/staff/cases/{case.token}")
+    assert 'name="device"' in page.text
     printed = client.post(
         f"/staff/cases/{case.token}/forms/print",
         data={"csrf_token": csrf, "form": ["idou_todoke", "guide_sheet"]},

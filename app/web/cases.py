@@ -24,13 +24,14 @@ from app.domain.cases import CaseStatus, ProcedureStatus
 from app.domain.lifeevents.model import Department
 from app.domain.permissions import Permission
 from app.domain.wareki import format_wareki
-from app.models import StaffUser
+from app.models import Location, StaffUser
 from app.printing.forms import PRINTABLE_FORMS
 from app.services import case_desk, cases as case_service
 from app.services.case_desk import CaseTab
 from app.services.cases import CaseError
-from app.services.certificates import today_jst
+from app.services.certificates import office_device_for, today_jst
 from app.services.lifeevent_rules import current_rules
+from app.services.locations import back_office_devices
 from app.web.guards import client_ip, staff, user_of
 from app.web.htmx import client_redirect, is_htmx
 
@@ -268,6 +269,9 @@ def _detail_context(
                 session, user_of(request).actor(client_ip(request)), case, part=audit_part
             )
         last_id = case_desk.last_event_id(session)
+        printers = [(d.code, f"{d.name or d.code}（{place}）") for d, place in back_office_devices(session)]
+        location = session.get(Location, case.location_id)
+        own = office_device_for(session, location) if location is not None else None
         session.commit()
     context = {
         "detail": detail,
@@ -280,6 +284,8 @@ def _detail_context(
         "stream_url": f"{STREAM}?last_event_id={last_id}",
         "refresh_url": f"/staff/cases/{quote(token)}?{urlencode({'d': selection.id})}",
         "printable_forms": PRINTABLE_FORMS,
+        "printers": printers,
+        "default_printer": own.code if own is not None else "",
     }
     return context, selection
 
