@@ -64,6 +64,20 @@ ANSWER_VISIBLE = """
 """
 
 
+PEN = """async ([selector, points]) => {
+  const canvas = document.querySelector(selector);
+  const r = canvas.getBoundingClientRect();
+  const fire = (kind, [x, y, p]) => canvas.dispatchEvent(new PointerEvent(kind, {
+    pointerId: 7, pointerType: "pen", isPrimary: true, bubbles: true, cancelable: true,
+    clientX: r.left + x, clientY: r.top + y, pressure: kind === "pointerup" ? 0 : p,
+    button: kind === "pointermove" ? -1 : 0, buttons: kind === "pointerup" ? 0 : 1,
+  }));
+  fire("pointerdown", points[0]);
+  for (const pt of points.slice(1)) { await new Promise((d) => setTimeout(d, 8)); fire("pointermove", pt); }
+  fire("pointerup", points[points.length - 1]);
+}"""
+
+
 def _sign(page, name: str) -> None:  # type: ignore[no-untyped-def]
     canvas = page.locator(f"[data-signature-input='{name}'] canvas")
     canvas.scroll_into_view_if_needed()
@@ -217,3 +231,67 @@ def test_interview(browser, town: Town, event_id: str) -> None:  # type: ignore[
         context.close()
     case = _check_case(town, token, event_id)
     assert {s["role"] for s in case.data["signatures"]} == {"resident", "clerk"}
+
+
+def test_pen_pressure_signature_reaches_the_forms_pdf(browser, town: Town, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A signature drawn with synthetic pen events (pressure 0.2 → 0.9) is kept as vectors with those
+    pressures and is drawn inside the 申請内容票's signature box of the PDF staff print."""
+    from tests.test_forms_pdf import dark_pixels, page_image, signature_boxes
+
+    resident = _resident_with_household(town)
+    context = browser.new_context(locale="ja-JP", viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        page.goto(f"{town.url}/staff/login")
+        page.fill("#login_id", "clerk")
+        page.fill("#password", TEST_PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r".*/staff/$"))
+        page.goto(f"{town.url}/staff/interview?q={resident.atena_number}&event=tenkyo")
+        page.click("button.primary")
+        page.wait_for_url(re.compile(r".*/staff/interview/[\w-]+$"))
+        token = page.url.rsplit("/", 1)[1]
+        page.fill("input[name='new_address.address']", "山形県寒河江市中央二丁目2番2号")
+        page.fill("#event_date", _event_date("tenkyo").isoformat())
+        page.locator("#event_date").dispatch_event("change")
+        page.wait_for_timeout(700)
+        for _ in range(6):
+            changed = page.evaluate(
+                ANSWER_VISIBLE, ["#questions", (today_jst() - timedelta(days=1)).isoformat()]
+            )
+            page.wait_for_timeout(800)
+            if not changed:
+                break
+        stroke = [[30 + i * 12, 60 + (i % 5) * 12, round(0.2 + 0.7 * i / 29, 3)] for i in range(30)]
+        for name in ("signature.resident", "signature.clerk"):
+            selector = f"[data-signature-input='{name}'] canvas"
+            page.locator(selector).scroll_into_view_if_needed()
+            page.evaluate(PEN, [selector, stroke])
+        page.check("input[name='confirmed']")
+        with page.expect_navigation():
+            page.click("button[formaction$='/submit']")
+        assert f"/staff/cases/{token}" in page.url
+        response = page.request.get(f"{town.url}/staff/cases/{token}/forms.pdf?form=application_summary")
+        assert response.status == 200
+        pdf = response.body()
+    finally:
+        context.close()
+    with town.db.session() as session:
+        case = session.exec(select(LifeCase).where(LifeCase.token == token)).one()
+        from app.services.cases import case_data
+
+        data = case_data(case)
+    resident_signature = case.data["signatures"][0]
+    assert resident_signature["pointer_type"] == "pen"
+    pressures = [pt[3] for s in resident_signature["strokes"] for pt in s]
+    assert min(pressures) < 0.35 and max(pressures) > 0.75  # the pen's pressure, not a constant
+    boxes = [b for b in signature_boxes(data, ["application_summary"])]
+    assert boxes, "no signature box on the 申請内容票"
+    number, (left, top, right, bottom) = boxes[0]
+    image = page_image(pdf, tmp_path, number)
+    scale = 100 / 96  # CSS px → 100 dpi pixels
+    inside = dark_pixels(
+        image, (int(left * scale), int(top * scale), int(right * scale), int(bottom * scale))
+    )
+    assert inside > 30, "the signature is not drawn inside its box"
