@@ -36,7 +36,7 @@ from app.services.certificates import location_settings, reception_label
 from app.services.kiosk import CardResult, Choice, KioskError
 from app.web.guards import client_ip
 from app.web.htmx import client_redirect, is_htmx
-from app.web.templating import FURIGANA_COOKIE
+from app.web.templating import FURIGANA_COOKIE, VOICE_COOKIE
 
 log = logging.getLogger("madoguchi.kiosk")
 KIOSK_COOKIE = "madoguchi_kiosk"
@@ -155,11 +155,13 @@ def start(request: Request) -> Response:
         session.commit()
         types = _types_for(walk.location)
         closed = closed_context(walk.location, utcnow())
+    request.state.walk_reset = True  # the switches start off for the next resident
     if closed is not None:
         return _render(request, "closed.html", {"code": walk.device.code, **closed})
     response = _render(request, "start.html", {"code": walk.device.code, "types": types})
     response.delete_cookie(KIOSK_COOKIE, path="/kiosk/")
     response.delete_cookie(FURIGANA_COOKIE, path="/kiosk/")  # the next resident starts without
+    response.delete_cookie(VOICE_COOKIE, path="/kiosk/")
     return response
 
 

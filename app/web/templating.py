@@ -52,6 +52,7 @@ def wareki_date(value: date | None) -> str:
 
 
 FURIGANA_COOKIE = "madoguchi_furigana"  # the kiosk's ふりがな switch (static/js/kiosk.js)
+VOICE_COOKIE = "madoguchi_voice"  # the kiosk's 音声案内 switch (static/js/kiosk.js)
 
 
 def _context(request: Request) -> dict[str, Any]:
@@ -61,7 +62,9 @@ def _context(request: Request) -> dict[str, Any]:
         "user": state.get("user"),
         "lang": i18n.current_language(),
         "languages": i18n.LANGUAGES,
-        "furigana": request.cookies.get(FURIGANA_COOKIE) == "1",
+        # The kiosk's start page ends a walk (and clears both cookies): both switches show off there.
+        "furigana": request.cookies.get(FURIGANA_COOKIE) == "1" and not state.get("walk_reset"),
+        "voice": request.cookies.get(VOICE_COOKIE) == "1" and not state.get("walk_reset"),
     }
 
 

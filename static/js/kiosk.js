@@ -94,7 +94,42 @@
     });
   }
 
+  // 音声案内: the browser's own speech synthesis (offline voices of the tablet) reads the page's
+  // heading, its lead text and any message in red. Never the PIN: key presses are not read.
+  function speakable(element) {
+    var copy = element.cloneNode(true);
+    copy.querySelectorAll("rt, [aria-hidden=true], script").forEach(function (n) { n.remove(); });
+    return (copy.textContent || "").replace(/\s+/g, " ").trim();
+  }
+
+  function voiceGuidance() {
+    var button = document.querySelector("[data-voice-switch]");
+    if (!button) return;
+    if (!("speechSynthesis" in window)) { button.hidden = true; return; }
+    button.addEventListener("click", function () {
+      var on = button.getAttribute("aria-pressed") !== "true";
+      document.cookie = "madoguchi_voice=" + (on ? "1" : "0") + "; path=/kiosk/; SameSite=Strict";
+      button.setAttribute("aria-pressed", on ? "true" : "false");
+      window.speechSynthesis.cancel();
+      if (on) readPage();
+    });
+    if (button.getAttribute("aria-pressed") === "true") readPage();
+  }
+
+  function readPage() {
+    var parts = [];
+    document.querySelectorAll("main h1, main .kiosk-lead, main [role=alert]:not([hidden]), main .kiosk-number").forEach(function (el) {
+      var text = speakable(el);
+      if (text) parts.push(text);
+    });
+    if (!parts.length) return;
+    var utterance = new SpeechSynthesisUtterance(parts.join("。 "));
+    utterance.lang = document.documentElement.lang === "en" ? "en-US" : "ja-JP";
+    utterance.rate = 0.9; // a little slower for elderly residents
+    window.speechSynthesis.speak(utterance);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
-    keypad(); cardPresence(); copiesStepper(); idleTimer(); onceForms(); furiganaSwitch();
+    keypad(); cardPresence(); copiesStepper(); idleTimer(); onceForms(); furiganaSwitch(); voiceGuidance();
   });
 })();

@@ -295,3 +295,41 @@ def test_pen_pressure_signature_reaches_the_forms_pdf(browser, town: Town, tmp_p
         image, (int(left * scale), int(top * scale), int(right * scale), int(bottom * scale))
     )
     assert inside > 30, "the signature is not drawn inside its box"
+
+
+SPEECH_STUB = """
+window.__spoken = [];
+if (window.speechSynthesis) {
+  window.speechSynthesis.speak = (u) => window.__spoken.push({ text: u.text, lang: u.lang, rate: u.rate });
+  window.speechSynthesis.cancel = () => {};
+}
+"""
+
+
+def test_voice_guidance_reads_each_page_until_the_walk_ends(browser, town: Town) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(locale="ja-JP", viewport={"width": 1080, "height": 810})
+    context.add_init_script(SPEECH_STUB)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        page.goto(f"{town.url}/kiosk/{KIOSK}/")
+        voice = page.locator("[data-voice-switch]")
+        assert voice.get_attribute("aria-pressed") == "false"
+        assert page.evaluate("window.__spoken.length") == 0  # silent until asked
+        voice.click()
+        spoken = page.evaluate("window.__spoken")
+        assert spoken and spoken[0]["lang"] == "ja-JP" and "ようこそ" in spoken[0]["text"]
+        page.click(f"a[href='/kiosk/{KIOSK}/life']")
+        page.wait_for_url(re.compile(r".*/life$"))
+        page.wait_for_function("window.__spoken.length > 0")
+        assert "どのような届出ですか" in page.evaluate("window.__spoken[0].text")
+        page.click("button[data-furigana-switch]")  # ruby readings are not read twice
+        page.wait_for_function("window.__spoken.length > 0")
+        assert "<rt>" not in page.content() or "てんにゅう" not in page.evaluate("window.__spoken[0].text")
+        page.goto(f"{town.url}/kiosk/{KIOSK}/life?lang=en")
+        page.wait_for_function("window.__spoken.length > 0")
+        assert page.evaluate("window.__spoken[0].lang") == "en-US"
+        page.goto(f"{town.url}/kiosk/{KIOSK}/")  # the start page ends the walk: voice off again
+        assert page.locator("[data-voice-switch]").get_attribute("aria-pressed") == "false"
+    finally:
+        context.close()
