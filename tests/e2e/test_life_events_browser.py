@@ -20,7 +20,7 @@ from app.domain.cases import CaseStatus
 from app.models import LifeCase, LifeCaseProcedure, Resident
 from app.services.certificates import today_jst
 from tests.conftest import TEST_PASSWORD
-from tests.e2e.test_accessibility import KIOSK, Town, card_holder, demo_town
+from tests.e2e.test_accessibility import KIOSK, Town, axe, card_holder, demo_town
 
 pytestmark = pytest.mark.e2e
 
@@ -117,11 +117,19 @@ def test_kiosk(browser, town: Town, event_id: str) -> None:  # type: ignore[no-u
     context = browser.new_context(locale="ja-JP", viewport={"width": 1080, "height": 810}, has_touch=True)
     page = context.new_page()
     page.set_default_timeout(10_000)
+    blocking: list[str] = []
+
+    def check(name: str) -> None:
+        if event_id == "tennyu":  # axe-core on every kiosk step, once
+            blocking.extend(axe(page, f"kiosk-life-{name}"))
+
     try:
         page.goto(f"{town.url}/kiosk/{KIOSK}/")
         page.click(f"a[href='/kiosk/{KIOSK}/life']")
+        check("events")
         page.click(f"button[data-event='{event_id}']")
         page.wait_for_url(re.compile(r".*/life/card$"))
+        check("card")
         page.click("#without-card")  # the card path is tested with the simulated card elsewhere
         page.wait_for_url(re.compile(r".*/life/people$"))
         # Who it is about: the kiosk walk starts with "you"; add the others by touch.
@@ -145,8 +153,10 @@ def test_kiosk(browser, town: Town, event_id: str) -> None:  # type: ignore[no-u
             page.wait_for_url(re.compile(r".*/life/people$"))
             page.fill("input[name='p.new-2.birth_date']", "1987-02-02")
             page.locator("input[name='p.new-2.subject']").uncheck()
+        check("people")
         page.click("button[value='next']")
         page.wait_for_url(re.compile(r".*/life/questions$"))
+        check("questions")
         day = _event_date(event_id).isoformat()
         page.fill("#event_date", day)
         for _ in range(6):
@@ -157,13 +167,17 @@ def test_kiosk(browser, town: Town, event_id: str) -> None:  # type: ignore[no-u
                 break
         assert page.url.endswith("/life/result"), page.locator(".field-problem").all_inner_texts()
         assert page.locator(".procedure").count() >= 1
+        check("result")
         page.click(f"a[href='/kiosk/{KIOSK}/life/sign']")
+        check("sign")
         _sign(page, "signature.resident")
         page.click("button[type=submit].primary")
         page.wait_for_url(re.compile(r".*/life/done$"))
         assert re.search(r"L-\d{4}", page.locator(".kiosk-number").inner_text())
+        check("done")
     finally:
         context.close()
+    assert not blocking, "\n".join(blocking)
     _check_case(town, None, event_id)
 
 
@@ -219,6 +233,9 @@ def test_interview(browser, town: Town, event_id: str) -> None:  # type: ignore[
             if not changed:
                 break
         assert page.locator("#result .procedure").count() >= 1
+        if event_id == "tennyu":
+            found = axe(page, "interview")
+            assert not found, "\n".join(found)
         _sign(page, "signature.resident")
         _sign(page, "signature.clerk")
         page.check("input[name='confirmed']")
