@@ -185,7 +185,11 @@ async def begin(request: Request) -> Response:
     cookie = await run_in_threadpool(_begin)
     if cookie is None:
         return _to(request, code, "")
-    response = _to(request, code, "card")
+    return with_walk_cookie(request, _to(request, code, "card"), cookie)
+
+
+def with_walk_cookie(request: Request, response: Response, cookie: str) -> Response:
+    """The kiosk walk's opaque cookie (HttpOnly, this kiosk's paths only)."""
     response.set_cookie(
         KIOSK_COOKIE,
         cookie,

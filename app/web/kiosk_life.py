@@ -29,7 +29,7 @@ from app.services.case_signatures import SignatureError, parse_signature
 from app.services.kiosk import KioskError
 from app.services.lifeevent_rules import current_rules
 from app.web.guards import client_ip, public
-from app.web.kiosk import KIOSK_COOKIE, Walk, _db, _render, _to, _walk
+from app.web.kiosk import Walk, _db, _render, _to, _walk, with_walk_cookie
 
 # What a resident can add with a touch (the relationship of a person moving in with them).
 ADD_RELATIONSHIPS = ("妻", "夫", "子", "父", "母", "祖父", "祖母", "兄", "姉", "弟", "妹", "縁故者")
@@ -69,6 +69,18 @@ def _context(session: Session, walk: Walk, case: LifeCase) -> dict[str, Any]:
     from app.web.interview import editor_context
 
     return editor_context(session, case) | {"code": walk.device.code}
+
+
+def _draft_page(request: Request) -> dict[str, Any] | Response:
+    """The context of a step of a walk whose case is still a draft, or where to go instead."""
+    with _db(request).session() as session:
+        walk = _walk(request, session)
+        case = _case(session, walk)
+        if case is None:
+            return _to(request, walk.device.code, "life")
+        if case.status is not CaseStatus.DRAFT:
+            return _to(request, walk.device.code, "life/done")
+        return _context(session, walk, case)
 
 
 # Choose ----------------------------------------------------------------------------------------
@@ -118,16 +130,7 @@ async def begin(request: Request) -> Response:
     cookie = await run_in_threadpool(_begin)
     if cookie is None:
         return _to(request, code, "life")
-    response = _to(request, code, "life/card")
-    response.set_cookie(
-        KIOSK_COOKIE,
-        cookie,
-        httponly=True,
-        samesite="strict",
-        path="/kiosk/",
-        secure=request.app.state.settings.cookie_secure,
-    )
-    return response
+    return with_walk_cookie(request, _to(request, code, "life/card"), cookie)
 
 
 # Card (券面事項入力補助AP: name, address, birth date, sex) --------------------------------------
@@ -240,14 +243,9 @@ def _apply_face(session: Session, row: KioskSession, case: LifeCase) -> None:
 
 
 def people_page(request: Request, *, status: int = 200) -> Response:
-    with _db(request).session() as session:
-        walk = _walk(request, session)
-        case = _case(session, walk)
-        if case is None:
-            return _to(request, walk.device.code, "life")
-        if case.status is not CaseStatus.DRAFT:
-            return _to(request, walk.device.code, "life/done")
-        context = _context(session, walk, case)
+    context = _draft_page(request)
+    if isinstance(context, Response):
+        return context
     return _render(
         request,
         "life_people.html",
@@ -308,14 +306,9 @@ async def people_save(request: Request) -> Response:
 
 
 def questions_page(request: Request, *, status: int = 200) -> Response:
-    with _db(request).session() as session:
-        walk = _walk(request, session)
-        case = _case(session, walk)
-        if case is None:
-            return _to(request, walk.device.code, "life")
-        if case.status is not CaseStatus.DRAFT:
-            return _to(request, walk.device.code, "life/done")
-        context = _context(session, walk, case)
+    context = _draft_page(request)
+    if isinstance(context, Response):
+        return context
     return _render(request, "life_questions.html", context | {"submitted": status != 200}, status)
 
 
@@ -367,14 +360,9 @@ def result_page(request: Request) -> Response:
 
 
 def sign_page(request: Request, *, error: str = "", status: int = 200) -> Response:
-    with _db(request).session() as session:
-        walk = _walk(request, session)
-        case = _case(session, walk)
-        if case is None:
-            return _to(request, walk.device.code, "life")
-        if case.status is not CaseStatus.DRAFT:
-            return _to(request, walk.device.code, "life/done")
-        context = _context(session, walk, case)
+    context = _draft_page(request)
+    if isinstance(context, Response):
+        return context
     return _render(request, "life_sign.html", context | {"error": error}, status)
 
 

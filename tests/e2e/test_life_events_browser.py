@@ -184,6 +184,19 @@ def test_kiosk(browser, town: Town, event_id: str) -> None:  # type: ignore[no-u
 # Interview -------------------------------------------------------------------------------------
 
 
+def _start_interview(page, town: Town, resident: Resident, event_id: str) -> str:  # type: ignore[no-untyped-def]
+    """Sign in as the clerk, pick the resident and the event; returns the case token."""
+    page.goto(f"{town.url}/staff/login")
+    page.fill("#login_id", "clerk")
+    page.fill("#password", TEST_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/staff/$"))
+    page.goto(f"{town.url}/staff/interview?q={resident.atena_number}&event={event_id}")
+    page.click("button.primary")
+    page.wait_for_url(re.compile(r".*/staff/interview/[\w-]+$"))
+    return str(page.url.rsplit("/", 1)[1])
+
+
 def _resident_with_household(town: Town) -> Resident:
     return card_holder(town.db)
 
@@ -195,15 +208,7 @@ def test_interview(browser, town: Town, event_id: str) -> None:  # type: ignore[
     page = context.new_page()
     page.set_default_timeout(10_000)
     try:
-        page.goto(f"{town.url}/staff/login")
-        page.fill("#login_id", "clerk")
-        page.fill("#password", TEST_PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(re.compile(r".*/staff/$"))
-        page.goto(f"{town.url}/staff/interview?q={resident.atena_number}&event={event_id}")
-        page.click("button.primary")
-        page.wait_for_url(re.compile(r".*/staff/interview/[\w-]+$"))
-        token = page.url.rsplit("/", 1)[1]
+        token = _start_interview(page, town, resident, event_id)
         if event_id == "shussei":
             with page.expect_navigation():
                 page.click("button[value='add']")
@@ -260,15 +265,7 @@ def test_pen_pressure_signature_reaches_the_forms_pdf(browser, town: Town, tmp_p
     page = context.new_page()
     page.set_default_timeout(10_000)
     try:
-        page.goto(f"{town.url}/staff/login")
-        page.fill("#login_id", "clerk")
-        page.fill("#password", TEST_PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(re.compile(r".*/staff/$"))
-        page.goto(f"{town.url}/staff/interview?q={resident.atena_number}&event=tenkyo")
-        page.click("button.primary")
-        page.wait_for_url(re.compile(r".*/staff/interview/[\w-]+$"))
-        token = page.url.rsplit("/", 1)[1]
+        token = _start_interview(page, town, resident, "tenkyo")
         page.fill("input[name='new_address.address']", "山形県寒河江市中央二丁目2番2号")
         page.fill("#event_date", _event_date("tenkyo").isoformat())
         page.locator("#event_date").dispatch_event("change")
