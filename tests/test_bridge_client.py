@@ -655,28 +655,13 @@ def test_card_read_face_command_answers_the_server(
 ) -> None:
     """``card.read_face``: the reader named in the config, the PIN once, the answer posted to
     /devices/api/commands/{id}; neither the PIN nor the face is logged."""
-    from device_bridge.simulators.jpki_ca import CaKind, Holder, JpkiDemoCa
+    from device_bridge.simulators.jpki_ca import Holder, JpkiDemoCa
     from device_bridge.simulators.mynumber_card import CardProfile, DirectTransport, SimulatedMyNumberCard
 
     ca = JpkiDemoCa.load_or_create(tmp_path / "ca")
     holder = Holder("佐藤　次郎", "山形県酒田市中町一丁目４－１０", date(1962, 1, 9), "1")
-    credentials = ca.card_credentials("BR1", "3C4D5E6F", "3C4D5E70", holder)
     card = SimulatedMyNumberCard(
-        CardProfile(
-            serial="BR1",
-            name=holder.name,
-            address=holder.address,
-            birth=holder.birth,
-            sex="1",
-            my_number="123456789018",
-            auth_key=credentials.auth_key,
-            auth_cert=credentials.auth_cert,
-            auth_ca_cert=ca.root_der(CaKind.AUTH),
-            sign_key=credentials.sign_key,
-            sign_cert=credentials.sign_cert,
-            sign_ca_cert=ca.root_der(CaKind.SIGN),
-            kenhojo_pin="7391",
-        )
+        CardProfile.issued(ca, "BR1", holder, "3C4D5E6F", "3C4D5E70", kenhojo_pin="7391")
     )
     card.power_on()
     readers: list[str | None] = []

@@ -34,7 +34,7 @@ from device_bridge.drivers.apdu import CardRemovedError
 from device_bridge.drivers.mynumber import EF_AUTH_CERT, JPKI_AID, KENHOJO_AID, MyNumberCard
 from device_bridge.kiosk_card import read_face_with
 from device_bridge.simulators.card_store import CardHolder, CardStore
-from device_bridge.simulators.jpki_ca import CaKind, Holder, JpkiDemoCa
+from device_bridge.simulators.jpki_ca import Holder, JpkiDemoCa
 from device_bridge.simulators.mynumber_card import (
     CardProfile,
     DirectTransport,
@@ -58,22 +58,7 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> JpkiDemoCa:
 @pytest.fixture(scope="module")
 def profile(ca: JpkiDemoCa) -> CardProfile:
     holder = Holder("渡邉　花子", "山形県酒田市本町二丁目２－１　酒田ハイツ１０１号", date(1988, 4, 30), "2")
-    credentials = ca.card_credentials("FACE1", "5A6B7C8D9E", "5A6B7C8D9F", holder)
-    return CardProfile(
-        serial="FACE1",
-        name=holder.name,
-        address=holder.address,
-        birth=holder.birth,
-        sex="2",
-        my_number="123456789018",
-        auth_key=credentials.auth_key,
-        auth_cert=credentials.auth_cert,
-        auth_ca_cert=ca.root_der(CaKind.AUTH),
-        sign_key=credentials.sign_key,
-        sign_cert=credentials.sign_cert,
-        sign_ca_cert=ca.root_der(CaKind.SIGN),
-        kenhojo_pin=PIN,
-    )
+    return CardProfile.issued(ca, "FACE1", holder, "5A6B7C8D9E", "5A6B7C8D9F", kenhojo_pin=PIN)
 
 
 @pytest.fixture

@@ -191,21 +191,7 @@ def test_end_to_end_with_the_simulated_card_and_the_driver(
     ca: JpkiDemoCa, trust: TrustStore, crl_checker: CrlRevocationChecker, tmp_path: Path
 ) -> None:
     serial = next_serial()
-    credentials = ca.card_credentials("E2E1", serial, next_serial(), HOLDER)
-    profile = CardProfile(
-        serial="E2E1",
-        name=HOLDER.name,
-        address=HOLDER.address,
-        birth=HOLDER.birth,
-        sex="1",
-        my_number="123456789018",
-        auth_key=credentials.auth_key,
-        auth_cert=credentials.auth_cert,
-        auth_ca_cert=ca.root_der(CaKind.AUTH),
-        sign_key=credentials.sign_key,
-        sign_cert=credentials.sign_cert,
-        sign_ca_cert=ca.root_der(CaKind.SIGN),
-    )
+    profile = CardProfile.issued(ca, "E2E1", HOLDER, serial, next_serial())
     card = SimulatedMyNumberCard(profile, tmp_path / "state.json")
     card.power_on()
     reader = MyNumberCard(_Transport(card))

@@ -63,21 +63,7 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> JpkiDemoCa:
 @pytest.fixture(scope="module")
 def profile(ca: JpkiDemoCa) -> CardProfile:
     holder = Holder("髙橋　一郎", "大阪府大阪市北区中之島１－３－２０", date(1975, 11, 3), "1")
-    credentials = ca.card_credentials("PCSC1", "1F2E3D4C", "1F2E3D4D", holder)
-    return CardProfile(
-        serial="PCSC1",
-        name=holder.name,
-        address=holder.address,
-        birth=holder.birth,
-        sex="1",
-        my_number="123456789018",
-        auth_key=credentials.auth_key,
-        auth_cert=credentials.auth_cert,
-        auth_ca_cert=ca.root_der(CaKind.AUTH),
-        sign_key=credentials.sign_key,
-        sign_cert=credentials.sign_cert,
-        sign_ca_cert=ca.root_der(CaKind.SIGN),
-    )
+    return CardProfile.issued(ca, "PCSC1", holder, "1F2E3D4C", "1F2E3D4D")
 
 
 @pytest.fixture

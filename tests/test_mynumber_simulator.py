@@ -97,20 +97,12 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> JpkiDemoCa:
 @pytest.fixture(scope="module")
 def profile(ca: JpkiDemoCa) -> CardProfile:
     holder = Holder("山田　太郎", "東京都千代田区霞が関１－２－３", date(1980, 2, 17), "1")
-    credentials = ca.card_credentials("TEST1", "0A1B2C3D4E5F", "0A1B2C3D4E60", holder)
-    return CardProfile(
-        serial="TEST1",
-        name=holder.name,
-        address=holder.address,
-        birth=holder.birth,
-        sex="1",
-        my_number="123456789018",
-        auth_key=credentials.auth_key,
-        auth_cert=credentials.auth_cert,
-        auth_ca_cert=ca.root_der(CaKind.AUTH),
-        sign_key=credentials.sign_key,
-        sign_cert=credentials.sign_cert,
-        sign_ca_cert=ca.root_der(CaKind.SIGN),
+    return CardProfile.issued(
+        ca,
+        "TEST1",
+        holder,
+        "0A1B2C3D4E5F",
+        "0A1B2C3D4E60",
         card_expiry=date(2035, 2, 17),
         security_code="2285",
     )

@@ -24,7 +24,7 @@ from sqlmodel import select
 from app.db import Database
 from app.models import Resident
 from device_bridge.drivers.mynumber import my_number_check_digit
-from device_bridge.simulators.jpki_ca import CaKind, Holder, JpkiDemoCa, parse_serial
+from device_bridge.simulators.jpki_ca import Holder, JpkiDemoCa, parse_serial
 from device_bridge.simulators.mynumber_card import CardProfile, SimulatedMyNumberCard
 
 __all__ = [
@@ -150,26 +150,14 @@ class CardStore:
     def profile(self, holder: CardHolder) -> CardProfile:
         issued_on, security_code = self._card_facts(holder)
         sign_serial = holder.sign_cert_serial or f"{parse_serial(holder.auth_cert_serial) ^ 0x5A5A5A5A:X}"
-        credentials = self.ca.card_credentials(
+        return CardProfile.issued(
+            self.ca,
             holder.serial,
+            Holder(holder.name, holder.address, holder.birth, holder.sex),
             holder.auth_cert_serial,
             sign_serial,
-            Holder(holder.name, holder.address, holder.birth, holder.sex),
             not_before=datetime(issued_on.year, issued_on.month, issued_on.day, tzinfo=UTC),
-        )
-        return CardProfile(
-            serial=holder.serial,
-            name=holder.name,
-            address=holder.address,
-            birth=holder.birth,
-            sex=holder.sex,
             my_number=demo_my_number(holder.atena_number),
-            auth_key=credentials.auth_key,
-            auth_cert=credentials.auth_cert,
-            auth_ca_cert=self.ca.root_der(CaKind.AUTH),
-            sign_key=credentials.sign_key,
-            sign_cert=credentials.sign_cert,
-            sign_ca_cert=self.ca.root_der(CaKind.SIGN),
             auth_pin=DEMO_AUTH_PIN,
             kenhojo_pin=DEMO_KENHOJO_PIN,
             sign_password=DEMO_SIGN_PASSWORD,

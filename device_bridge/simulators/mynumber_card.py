@@ -21,7 +21,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ from device_bridge.drivers.mynumber import (
     MY_NUMBER_CARD_TOKEN,
     is_valid_my_number,
 )
+from device_bridge.simulators.jpki_ca import CaKind, Holder, JpkiDemoCa
 
 __all__ = [
     "ATR",
@@ -125,6 +126,39 @@ class CardProfile:
     card_expiry: date | None = None  # printed on the card; with security_code gives 照合番号B
     security_code: str = ""  # 4-digit セキュリティコード printed on the card face
     token: str = MY_NUMBER_CARD_TOKEN  # "JPKIAPICCTOKEN" simulates an old 住基カード
+
+    @classmethod
+    def issued(
+        cls,
+        ca: JpkiDemoCa,
+        serial: str,
+        holder: Holder,
+        auth_serial: int | str,
+        sign_serial: int | str,
+        *,
+        my_number: str = "123456789018",
+        not_before: datetime | None = None,
+        **extra: Any,
+    ) -> CardProfile:
+        """A card issued by the demo CA to `holder`: keys and certificates made (or reused) by
+        `ca.card_credentials`, the holder's 4 attributes on the face; `extra` sets the PINs,
+        expiry and the like."""
+        credentials = ca.card_credentials(serial, auth_serial, sign_serial, holder, not_before=not_before)
+        return cls(
+            serial=serial,
+            name=holder.name,
+            address=holder.address,
+            birth=holder.birth,
+            sex=holder.sex,
+            my_number=my_number,
+            auth_key=credentials.auth_key,
+            auth_cert=credentials.auth_cert,
+            auth_ca_cert=ca.root_der(CaKind.AUTH),
+            sign_key=credentials.sign_key,
+            sign_cert=credentials.sign_cert,
+            sign_ca_cert=ca.root_der(CaKind.SIGN),
+            **extra,
+        )
 
     def __post_init__(self) -> None:
         if not is_valid_my_number(self.my_number):
