@@ -27,19 +27,19 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import resource
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _timing import measure, summary  # noqa: E402
 
 from app.domain.certificates import CertificateType, JuminhyoOptions  # noqa: E402
 from app.domain.registry import Sex  # noqa: E402
@@ -136,44 +136,6 @@ def without_rare_characters(data: CertificateData) -> CertificateData:
         else None
     )
     return replace(data, persons=persons, household=household)
-
-
-@dataclass
-class Timing:
-    wall: list[float] = field(default_factory=list)  # ms
-    cpu: list[float] = field(default_factory=list)  # ms, this process (or its children)
-
-
-def _cpu_seconds(children: bool) -> float:
-    if not children:
-        return time.process_time()
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def measure(count: int, run: Callable[[int], object], *, children: bool = False) -> Timing:
-    timing = Timing()
-    for index in range(count):
-        cpu = _cpu_seconds(children)
-        start = time.perf_counter()
-        run(index)
-        timing.wall.append((time.perf_counter() - start) * 1000)
-        timing.cpu.append((_cpu_seconds(children) - cpu) * 1000)
-    return timing
-
-
-def _p95(times: list[float]) -> float:
-    ordered = sorted(times)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-
-
-def summary(label: str, timing: Timing) -> str:
-    wall, cpu = timing.wall, timing.cpu
-    return (
-        f"  {label:<34} median {statistics.median(wall):6.1f} ms  p95 {_p95(wall):6.1f}  "
-        f"min {min(wall):6.1f}  │ CPU median {statistics.median(cpu):6.1f} ms  p95 {_p95(cpu):6.1f}  "
-        f"(n={len(wall)})"
-    )
 
 
 def inline_html(html: str, stylesheets: tuple[Path | str, ...]) -> str:

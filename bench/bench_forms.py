@@ -27,13 +27,13 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _timing import measure, p95, summary  # noqa: E402
 
 from app.domain.cases import (  # noqa: E402
     Address,
@@ -151,37 +151,6 @@ def family_case(index: int = 0) -> CaseData:
     )
 
 
-@dataclass
-class Timing:
-    wall: list[float] = field(default_factory=list)  # ms
-    cpu: list[float] = field(default_factory=list)  # ms
-
-
-def measure(count: int, run: Callable[[int], object]) -> Timing:
-    timing = Timing()
-    for index in range(count):
-        cpu = time.process_time()
-        start = time.perf_counter()
-        run(index)
-        timing.wall.append((time.perf_counter() - start) * 1000)
-        timing.cpu.append((time.process_time() - cpu) * 1000)
-    return timing
-
-
-def _p95(times: list[float]) -> float:
-    ordered = sorted(times)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-
-
-def summary(label: str, timing: Timing) -> str:
-    wall, cpu = timing.wall, timing.cpu
-    return (
-        f"  {label:<28} median {statistics.median(wall):6.1f} ms  p95 {_p95(wall):6.1f}  "
-        f"min {min(wall):6.1f}  │ CPU median {statistics.median(cpu):6.1f} ms  p95 {_p95(cpu):6.1f}  "
-        f"(n={len(wall)})"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -219,7 +188,7 @@ def main() -> None:
     median = statistics.median(total_times.wall)
     verdict = "meets" if median <= TARGET_MS else "misses"
     print(
-        f"  → render_forms median {median:.1f} ms, p95 {_p95(total_times.wall):.1f} ms "
+        f"  → render_forms median {median:.1f} ms, p95 {p95(total_times.wall):.1f} ms "
         f"(CPU median {statistics.median(total_times.cpu):.1f} ms) {verdict} the {TARGET_MS:.0f} ms target; "
         f"{first.pages} pages, PDF {len(first.pdf)} bytes"
     )
@@ -236,7 +205,7 @@ def main() -> None:
         median = statistics.median(parallel.wall)
         verdict = "meets" if median <= TARGET_MS else "misses"
         print(
-            f"  → the set on {processes} processes: median {median:.1f} ms, p95 {_p95(parallel.wall):.1f} ms "
+            f"  → the set on {processes} processes: median {median:.1f} ms, p95 {p95(parallel.wall):.1f} ms "
             f"(CPU of this process {statistics.median(parallel.cpu):.1f} ms) {verdict} the {TARGET_MS:.0f} ms target"
         )
     if args.per_form:

@@ -6,8 +6,9 @@ page order never changes), each run is rendered by a warm worker process, and th
 joined with pypdf (~20 ms). Any trouble with the pool (a worker killed, no fork allowed) falls
 back to rendering in this process: a slower print, never a lost one.
 
-The pool is made on first use (forkserver: no threads or open connections of the web process are
-copied) and each worker loads the fonts once.
+The calling thread renders the first run itself; the pool (processes − 1 workers) is made on
+first use (forkserver: no threads or open connections of the web process are copied) and each
+worker loads the fonts once.
 """
 
 from __future__ import annotations
@@ -110,10 +111,11 @@ def _render_part(
 
 def form_cost(case: CaseData, form_id: str) -> float:
     """Rough pages of one form for this case (what its render time follows)."""
+    # Measured: the 2-page 手続き案内票 ≈ 1.2 forms (its second page is short), the 申請内容票 ≈ 1.
     if form_id == GUIDE_SHEET:
-        return 1.5 + 0.1 * len(case.procedures)
+        return 1.0 + 0.02 * len(case.procedures)
     if form_id == SUMMARY:
-        return 1.0 + 0.05 * len(case.answers)
+        return 1.0 + 0.01 * len(case.answers)
     rows = rows_per_sheet(form_id)
     if rows:
         return float(max(1, math.ceil(len(case.subjects()) / rows)))
@@ -147,20 +149,17 @@ def split(costs: Sequence[float], parts: int) -> list[tuple[int, int]]:
 
 
 def _join(parts: Sequence[RenderedForms], skipped: tuple[str, ...]) -> RenderedForms:
+    """The parts' pages in order, in one PDF (the first part's document info kept)."""
     from pypdf import PdfReader, PdfWriter
 
-    writer = PdfWriter()
-    form_pages: dict[str, tuple[int, int]] = {}
-    offset = 0
-    for part in parts:
+    writer = PdfWriter(clone_from=io.BytesIO(parts[0].pdf))
+    form_pages: dict[str, tuple[int, int]] = dict(parts[0].form_pages)
+    offset = parts[0].pages
+    for part in parts[1:]:
         writer.append(PdfReader(io.BytesIO(part.pdf)))
         for form_id, (first, count) in part.form_pages.items():
             form_pages[form_id] = (first + offset, count)
         offset += part.pages
-    if parts and parts[0].pdf:
-        reader = PdfReader(io.BytesIO(parts[0].pdf))
-        if reader.metadata:
-            writer.add_metadata({k: str(v) for k, v in reader.metadata.items()})
     out = io.BytesIO()
     writer.write(out)
     return RenderedForms(
@@ -192,20 +191,21 @@ def render_forms_parallel(
     runs = split([form_cost(case, f) for f in chosen], size)
     if len(runs) < 2:
         return render_forms(case, form_ids, base_url=base_url, questions=questions, choices=choices)
+    plain_questions = dict(questions or {})
+    plain_choices = {k: dict(v) for k, v in (choices or {}).items()}
     try:
-        pool = _get_pool(size)
+        # The calling thread renders the first run itself (it would only wait otherwise, and its
+        # run needs no pickling); the others go to the workers.
+        pool = _get_pool(size - 1)
         futures = [
-            pool.submit(
-                _render_part,
-                case,
-                list(chosen[start:end]),
-                base_url,
-                dict(questions or {}),
-                {k: dict(v) for k, v in (choices or {}).items()},
-            )
-            for start, end in runs
+            pool.submit(_render_part, case, list(chosen[start:end]), base_url, plain_questions, plain_choices)
+            for start, end in runs[1:]
         ]
-        parts = [f.result() for f in futures]
+        first_start, first_end = runs[0]
+        first = _render_part(
+            case, list(chosen[first_start:first_end]), base_url, plain_questions, plain_choices
+        )
+        parts = [first, *(f.result() for f in futures)]
     except (BrokenProcessPool, OSError, RuntimeError) as error:
         log.warning("form workers unavailable (%s); rendering in this process", type(error).__name__)
         shutdown()
