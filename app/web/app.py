@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -61,6 +62,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         if pool is None:
             # No worker runs the lost-order sweep (app.jobs.worker.resume_prints): do it once now.
             await asyncio.to_thread(_resume_prints, database, runner)
+        # What start-up made (modules, templates, fonts) lives as long as the process: move it out
+        # of the collector's reach, so a full collection does not pause every event stream for it.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
