@@ -347,3 +347,29 @@ def test_voice_guidance_reads_each_page_until_the_walk_ends(browser, town: Town)
         assert page.locator("[data-voice-switch]").get_attribute("aria-pressed") == "false"
     finally:
         context.close()
+
+
+def test_interview_marks_and_clears_field_problems_as_you_type(browser, town: Town) -> None:  # type: ignore[no-untyped-def]
+    resident = _resident_with_household(town)
+    context = browser.new_context(locale="ja-JP", viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        _start_interview(page, town, resident, "tenkyo")
+        box = page.locator("[data-field='new_address.address']")
+        assert "has-problem" in (box.get_attribute("class") or "")  # 転居 needs the new address
+        page.fill("input[name='new_address.address']", "山形県寒河江市中央二丁目2番2号")
+        page.locator("input[name='new_address.address']").dispatch_event("change")
+        page.wait_for_function(
+            "!document.querySelector(\"[data-field='new_address.address']\").classList.contains('has-problem')"
+        )
+        assert box.locator(".field-problem").count() == 0
+        page.fill("input[name='new_address.postal_code']", "12-34")
+        page.locator("input[name='new_address.postal_code']").dispatch_event("change")
+        page.wait_for_selector("[data-field='new_address.postal_code'].has-problem .field-problem")
+        assert (
+            "郵便番号" in page.locator("[data-field='new_address.postal_code'] .field-problem").inner_text()
+        )
+        assert page.input_value("input[name='new_address.postal_code']") == "12-34"  # kept as typed
+    finally:
+        context.close()

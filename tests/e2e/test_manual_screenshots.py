@@ -212,3 +212,82 @@ def test_manual_screenshots(browser, town: Town, shots: Path) -> None:  # type: 
 
     _check(shots, KIOSK_SHOTS, KIOSK_VIEWPORT)
     _check(shots, STAFF_SHOTS, STAFF_VIEWPORT)
+
+
+LIFE_KIOSK_SHOTS = ["kiosk-life-events", "kiosk-life-people", "kiosk-life-questions", "kiosk-life-result"]
+LIFE_STAFF_SHOTS = ["staff-interview", "staff-case"]
+
+
+def test_manual_screenshots_life_events(browser, town: Town, shots: Path) -> None:  # type: ignore[no-untyped-def]
+    """The life-event pages of docs/manual/lifeevents.md: a family moving in at the kiosk, and the
+    same kind of case in the clerk's interview."""
+    from datetime import timedelta
+
+    from app.services.certificates import today_jst
+    from tests.e2e.test_life_events_browser import ANSWER_VISIBLE, _sign
+
+    _dress(town)
+    yesterday = (today_jst() - timedelta(days=1)).isoformat()
+    contexts = []
+
+    def context(viewport: dict[str, int]):  # type: ignore[no-untyped-def]
+        made = browser.new_context(locale="ja-JP", timezone_id="Asia/Tokyo", viewport=viewport)
+        contexts.append(made)
+        page = made.new_page()
+        page.set_default_timeout(10_000)
+        return page
+
+    try:
+        kiosk = context(KIOSK_VIEWPORT)
+        kiosk.goto(f"{town.url}/kiosk/{KIOSK}/life")
+        _save(kiosk, shots, "kiosk-life-events")
+        kiosk.click("button[data-event='tennyu']")
+        kiosk.click("#without-card")
+        kiosk.click("button[value='add:妻']")
+        kiosk.fill("input[name='p.new-1.birth_date']", "1986-05-01")
+        kiosk.click("input[name='p.new-1.sex'][value='1'] + span")
+        kiosk.click("input[name='p.new-1.insurance'][value='kokuho'] + span")
+        kiosk.fill("input[name='p.new-2.birth_date']", "1988-07-07")
+        kiosk.click("input[name='p.new-2.sex'][value='2'] + span")
+        kiosk.click("input[name='p.new-2.insurance'][value='kokuho'] + span")
+        _save(kiosk, shots, "kiosk-life-people")
+        kiosk.click("button[value='next']")
+        kiosk.fill("#event_date", yesterday)
+        kiosk.evaluate(ANSWER_VISIBLE, [".life-questions", yesterday])
+        _save(kiosk, shots, "kiosk-life-questions")
+        for _ in range(4):
+            kiosk.click("button[type=submit].primary")
+            kiosk.wait_for_load_state()
+            if kiosk.url.endswith("/life/result"):
+                break
+            kiosk.evaluate(ANSWER_VISIBLE, [".life-questions", yesterday])
+        _save(kiosk, shots, "kiosk-life-result")
+
+        clerk = context(STAFF_VIEWPORT)
+        sign_in(clerk, town, "clerk")
+        resident = card_holder(town.db)
+        clerk.goto(f"{town.url}/staff/interview?q={resident.atena_number}&event=tenkyo")
+        clerk.click("button.primary")
+        clerk.fill("input[name='new_address.address']", "山形県寒河江市中央二丁目2番2号")
+        clerk.fill("#event_date", yesterday)
+        clerk.locator("#event_date").dispatch_event("change")
+        clerk.wait_for_timeout(700)
+        for _ in range(4):
+            if not clerk.evaluate(ANSWER_VISIBLE, ["#questions", yesterday]):
+                break
+            clerk.wait_for_timeout(800)
+        clerk.evaluate("window.scrollTo(0, 0)")
+        _save(clerk, shots, "staff-interview")
+        _sign(clerk, "signature.resident")
+        _sign(clerk, "signature.clerk")
+        clerk.check("input[name='confirmed']")
+        with clerk.expect_navigation():
+            clerk.click("button[formaction$='/submit']")
+        clerk.evaluate("window.scrollTo(0, 0)")
+        _save(clerk, shots, "staff-case")
+    finally:
+        for made in contexts:
+            made.close()
+
+    _check(shots, LIFE_KIOSK_SHOTS, KIOSK_VIEWPORT)
+    _check(shots, LIFE_STAFF_SHOTS, STAFF_VIEWPORT)
