@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from app.domain.cases import CaseData
+from app.domain.cases import CaseData, CaseStatus
 from app.domain.devices import PrinterKind
 from app.models import Device, LifeCase, Location, PrintJob
 from app.printing.forms import PRINTABLE_FORMS, RenderedForms, question_texts
@@ -27,8 +28,8 @@ class FormsError(ValueError):
     """Something staff must be told (Japanese)."""
 
 
-def chosen_forms(case: CaseData, wanted: Sequence[str]) -> list[str] | None:
-    """The printable forms asked for, in the case's order; None: the whole set."""
+def chosen_forms(wanted: Sequence[str]) -> list[str] | None:
+    """The printable forms asked for, in the order asked; None: the whole set."""
     if not wanted or "all" in wanted:
         return None
     unknown = [f for f in wanted if f not in PRINTABLE_FORMS]
@@ -37,19 +38,37 @@ def chosen_forms(case: CaseData, wanted: Sequence[str]) -> list[str] | None:
     return list(dict.fromkeys(wanted))
 
 
-def render(
-    session: Session, case: LifeCase, form_ids: Sequence[str] | None, *, base_url: str, processes: int = 0
-) -> RenderedForms:
-    """The case's forms as one PDF, rendered on `processes` worker processes (0: one per CPU)."""
-    data = cases.case_data(case, cases.procedures_of(session, case))
+@dataclass(frozen=True)
+class FormInput:
+    """What rendering a case's forms reads, loaded in one short read so that no database
+    session is held while WeasyPrint works."""
+
+    case: LifeCase
+    data: CaseData
+    questions: dict[str, str]
+    choices: dict[str, dict[str, str]]
+
+
+def load(session: Session, token: str) -> FormInput | None:
+    """A submitted (or done) case's data for its forms; None for an unknown token or a draft."""
+    case = cases.by_token(session, token)
+    if case is None or case.status is CaseStatus.DRAFT:
+        return None
     event = current_rules(session)[1].catalog.event(case.event_id)
     questions, choices = question_texts(event) if event is not None else ({}, {})
+    return FormInput(case, cases.case_data(case, cases.procedures_of(session, case)), questions, choices)
+
+
+def render(
+    found: FormInput, form_ids: Sequence[str] | None, *, base_url: str, processes: int = 0
+) -> RenderedForms:
+    """The case's forms as one PDF, rendered on `processes` worker processes (0: one per CPU)."""
     return render_forms_parallel(
-        data,
+        found.data,
         form_ids,
         base_url=base_url,
-        questions=questions,
-        choices=choices,
+        questions=found.questions,
+        choices=found.choices,
         processes=default_processes(processes),
     )
 

@@ -12,7 +12,7 @@ family_kana, given_kana, birth_date, sex, relationship, subject, insurance, card
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -202,10 +202,8 @@ def apply_form(
         if isinstance(drawn, str) and drawn.strip() and len(drawn) <= SIGNATURE_LIMIT:
             pending[role] = drawn  # checked on submit; kept so a page shown again redraws it
     case.data = dict(case.data) | {"raw_fields": raw, "pending_signatures": pending}
-    event_id = case.event_id
-    rules = cases.rules_for(session, case)
-    questions = rules.event(event_id).event.questions
-    answers = {q.id: str(form.get(f"q.{q.id}", "")) for q in questions if f"q.{q.id}" in form}
+    # Every `q.<id>` field; save_answers takes those of the event's questions and ignores the rest.
+    answers = {name[2:]: str(value) for name, value in form.items() if name.startswith("q.")}
     event_date = _one(form, "event_date")
     if answers or event_date is not None:
         outcome.answer_problems = cases.save_answers(
@@ -241,11 +239,12 @@ def add_person(
 
 
 def remove_person(session: Session, case: LifeCase, key: str, *, revision: int | None) -> None:
+    """Take a typed person (and their facts) off the case; the applicant and registry people stay."""
     data = cases.case_data(case)
-    members: Sequence[Person] = [m for m in data.members if not (m.key == key and m.source != "registry")]
     if data.applicant.key == key:
-        return  # the applicant stays
+        return
+    members = [m for m in data.members if not (m.key == key and m.source != "registry")]
+    cases.update_people(session, case, revision=revision, members=members)
     facts = dict(case.data.get("facts", {}))
     facts.pop(key, None)
-    cases.update_people(session, case, revision=revision, members=list(members))
     case.data = dict(case.data) | {"facts": facts}

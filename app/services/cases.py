@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -34,7 +34,6 @@ from app.domain.lifeevents import (
     Member,
     Problem,
     Result,
-    RuleSet,
     coerce_answer,
     evaluate,
     visible_questions,
@@ -185,12 +184,21 @@ def stored_answers(case: LifeCase, event: LifeEvent) -> dict[str, Any]:
     return out
 
 
-def rules_for(session: Session, case: LifeCase) -> RuleSet:
-    return current_rules(session)[1]
+def with_default_subjects(
+    event: LifeEvent | None, applicant_key: str, members: Sequence[Person]
+) -> list[Person]:
+    """The event's default subjects (SubjectRule.default): everyone (moves), only the applicant
+    (marriage …), or nobody yet (the deceased is chosen)."""
+    default = event.subjects.default.value if event else "all"
+    return [
+        replace(m, subject=default == "all" or (default == "applicant" and m.key == applicant_key))
+        for m in members
+    ]
 
 
 @dataclass(frozen=True)
 class Evaluation:
+    rules_version: int | None  # the version of the rules evaluated (None: the seed data)
     event: LifeEvent
     questions: tuple[Question, ...]  # visible now
     result: Result
@@ -202,7 +210,7 @@ class Evaluation:
 
 
 def evaluate_case(session: Session, case: LifeCase, *, today: date | None = None) -> Evaluation:
-    rules = rules_for(session, case)
+    version, rules = current_rules(session)
     compiled = rules.event(case.event_id)
     data = case_data(case)
     today = today or today_jst()
@@ -230,7 +238,7 @@ def evaluate_case(session: Session, case: LifeCase, *, today: date | None = None
         for m in members
     ]
     questions = visible_questions(compiled, answers, HouseholdFacts(persons))
-    return Evaluation(compiled.event, questions, result, tuple(result.problems))
+    return Evaluation(version, compiled.event, questions, result, tuple(result.problems))
 
 
 def snapshot_procedures(result: Result) -> tuple[CaseProcedure, ...]:
@@ -284,12 +292,8 @@ def start(
     if event is None:
         raise CaseError("event", "その届出は選べません。", "That life event is not available.")
     assert location.id is not None
-    default = event.subjects.default.value
-    members = [
-        replace(m, subject=default == "all" or (default == "applicant" and m.key == applicant.key))
-        for m in members
-    ]
-    if default == "applicant" and not any(m.key == applicant.key for m in members):
+    members = with_default_subjects(event, applicant.key, members)
+    if event.subjects.default.value == "applicant" and not any(m.key == applicant.key for m in members):
         applicant = replace(applicant, subject=True)
     municipality = session.get(Municipality, 1)
     today = today_jst()
@@ -350,12 +354,8 @@ def set_household(
     """Replace the people of a draft (the card was read after the walk began), with the event's
     default subjects."""
     _check_draft(case, None)
-    event = rules_for(session, case).catalog.event(case.event_id)
-    default = event.subjects.default.value if event else "all"
-    people = [
-        replace(m, subject=default == "all" or (default == "applicant" and m.key == applicant.key))
-        for m in members
-    ]
+    event = current_rules(session)[1].catalog.event(case.event_id)
+    people = with_default_subjects(event, applicant.key, members)
     data = dict(case.data)
     data["applicant"] = applicant.to_dict()
     data["members"] = [m.to_dict() for m in people]
@@ -439,8 +439,7 @@ def save_answers(
     """Keep what was answered (even with problems: nothing typed is lost); return the problems of
     the fields given. Answers to questions not in the event are ignored."""
     _check_draft(case, revision)
-    rules = rules_for(session, case)
-    event = rules.event(case.event_id).event
+    event = current_rules(session)[1].event(case.event_id).event
     data = dict(case.data)
     answers = dict(data.get("answers", {}))
     problems: list[Problem] = []
@@ -508,7 +507,7 @@ def submit(
             "まだ答えていない質問か、確認が必要な答えがあります。",
             "Some answers are missing or need checking.",
         )
-    version = current_rules(session)[0]
+    version = evaluation.rules_version
     procedures = snapshot_procedures(evaluation.result)
     day = today or today_jst()
     case.reception_number = next_number(session, f"case:{case.location_id}", day)
@@ -554,13 +553,15 @@ def submit(
             "members": len(data.get("members", [])),
         },
     )
-    publish_on_commit(session, TOPIC, "case.submitted", case_event(case, procedures))
+    publish_on_commit(
+        session, TOPIC, "case.submitted", case_event(case, [p.department_id for p in procedures])
+    )
     return case
 
 
-def case_event(case: LifeCase, procedures: Sequence[CaseProcedure] | None = None) -> dict[str, Any]:
+def case_event(case: LifeCase, department_ids: Iterable[str] = ()) -> dict[str, Any]:
     """No personal data: staff screens fetch what they show (and the read is audit-logged)."""
-    departments = sorted({p.department_id for p in procedures or ()})
+    departments = sorted(set(department_ids))
     return {
         "case": case.id,
         "token_hint": case.token[:6],
@@ -597,11 +598,8 @@ def set_procedure_status(
     row.done_by = staff.id if status is not ProcedureStatus.PENDING else None
     row.done_at = utcnow() if status is not ProcedureStatus.PENDING else None
     session.add(row)
-    rows = procedures_of(session, case)
-    pending = [r for r in rows if r.status is ProcedureStatus.PENDING and r.id != row.id] + (
-        [row] if status is ProcedureStatus.PENDING else []
-    )
-    if not pending:
+    rows = procedures_of(session, case)  # the identity map: `row` is among them, as changed
+    if all(r.status is not ProcedureStatus.PENDING for r in rows):
         case.status = CaseStatus.DONE
         case.closed_at = utcnow()
     elif case.status is CaseStatus.DONE:
@@ -627,12 +625,11 @@ def set_procedure_status(
         session,
         TOPIC,
         "case.progress",
-        case_event(case, [CaseProcedure.from_dict(r.detail) for r in rows])
+        case_event(case, [r.department_id for r in rows])
         | {
             "position": position,
             "procedure_status": status.value,
-            "done": sum(1 for r in rows if r.status is not ProcedureStatus.PENDING)
-            + (0 if any(r.id == row.id for r in rows) else 1),
+            "done": sum(1 for r in rows if r.status is not ProcedureStatus.PENDING),
             "total": len(rows),
         },
     )
@@ -710,25 +707,6 @@ def list_cases(
     return out
 
 
-def drafts_older_than(session: Session, before: datetime) -> list[LifeCase]:
-    return list(
-        session.exec(
-            select(LifeCase).where(LifeCase.status == CaseStatus.DRAFT, col(LifeCase.updated_at) < before)
-        ).all()
-    )
-
-
-def with_signature(data: Mapping[str, Any], signature: Signature) -> dict[str, Any]:
-    out = dict(data)
-    signatures = [s for s in out.get("signatures", []) if s.get("role") != signature.role.value]
-    out["signatures"] = [*signatures, signature.to_dict()]
-    return out
-
-
-def replace_person(members: Sequence[Person], person: Person) -> list[Person]:
-    return [person if m.key == person.key else m for m in members]
-
-
 def next_new_key(members: Sequence[Person]) -> str:
     n = 1
     keys = {m.key for m in members}
@@ -752,7 +730,6 @@ __all__ = [
     "next_new_key",
     "person_from_resident",
     "procedures_of",
-    "replace_person",
     "resident_address",
     "save_answers",
     "set_procedure_status",
@@ -761,5 +738,4 @@ __all__ = [
     "stored_answers",
     "submit",
     "update_people",
-    "with_signature",
 ]

@@ -42,22 +42,24 @@ class KioskError(ValueError):
         self.tries_left = tries_left
 
 
-def begin_life(session: Session, device: Device, language: str) -> str:
-    """A new life-event walk on this kiosk (the case itself is a LifeCase); returns the cookie."""
-    assert device.id is not None
-    session.exec(delete(KioskSession).where(col(KioskSession.device_id) == device.id))
-    cookie = secrets.token_urlsafe(32)
-    session.add(KioskSession(id=session_id(cookie), device_id=device.id, language=language, step="life"))
-    session.flush()
-    return cookie
-
-
 def session_id(cookie: str) -> str:
     return hashlib.sha256(cookie.encode()).hexdigest()
 
 
 def begin(session: Session, device: Device, certificate_type: CertificateType, language: str) -> str:
     """A new walk on this kiosk; returns the cookie value. Any earlier walk on it is wiped."""
+    return _new_walk(session, device, language, certificate_type=certificate_type.value, step="card")
+
+
+def begin_life(session: Session, device: Device, language: str) -> str:
+    """A new life-event walk on this kiosk (the case itself is a LifeCase); returns the cookie."""
+    return _new_walk(session, device, language, step="life")
+
+
+def _new_walk(
+    session: Session, device: Device, language: str, *, step: str, certificate_type: str = ""
+) -> str:
+    """Wipe the kiosk's earlier walk and start one under a new cookie; returns the cookie."""
     assert device.id is not None
     session.exec(delete(KioskSession).where(col(KioskSession.device_id) == device.id))
     cookie = secrets.token_urlsafe(32)
@@ -66,10 +68,11 @@ def begin(session: Session, device: Device, certificate_type: CertificateType, l
             id=session_id(cookie),
             device_id=device.id,
             language=language,
-            certificate_type=certificate_type.value,
-            step="card",
+            certificate_type=certificate_type,
+            step=step,
         )
     )
+    session.flush()
     return cookie
 
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute
 
 from app.db import Database
-from app.domain.cases import CaseStatus
 from app.domain.permissions import Permission
-from app.models import Device
+from app.models import Device, LifeCase
+from app.printing.forms import RenderedForms
 from app.printing.pdf import PdfLayoutError
-from app.services import case_forms, cases
+from app.services import case_forms
 from app.services.case_forms import FormsError
 from app.web.guards import client_ip, staff, user_of
 
@@ -44,24 +45,29 @@ def _problem(request: Request, message: str, status: int) -> Response:
     return response
 
 
-def preview(request: Request) -> Response:
-    token = request.path_params["token"]
-    wanted = request.query_params.getlist("form")
-    base = request.app.state.settings.base_url
+def _render(request: Request, token: str, wanted: list[str]) -> tuple[LifeCase, RenderedForms] | Response:
+    """Load the case in a short read, then render with no database session held."""
     with _db(request).session() as session:
-        case = cases.by_token(session, token)
-        if case is None or case.status is CaseStatus.DRAFT:
-            return _problem(request, "この届出は見つかりません。", 404)
-        try:
-            rendered = case_forms.render(
-                session,
-                case,
-                case_forms.chosen_forms(cases.case_data(case), wanted),
-                base_url=base,
-                processes=request.app.state.settings.form_processes,
-            )
-        except (FormsError, ValueError, PdfLayoutError) as error:
-            return _problem(request, str(error), 422)
+        found = case_forms.load(session, token)
+    if found is None:
+        return _problem(request, "この届出は見つかりません。", 404)
+    try:
+        rendered = case_forms.render(
+            found,
+            case_forms.chosen_forms(wanted),
+            base_url=request.app.state.settings.base_url,
+            processes=request.app.state.settings.form_processes,
+        )
+    except (ValueError, PdfLayoutError) as error:  # FormsError is a ValueError
+        return _problem(request, str(error), 422)
+    return found.case, rendered
+
+
+def preview(request: Request) -> Response:
+    outcome = _render(request, request.path_params["token"], request.query_params.getlist("form"))
+    if isinstance(outcome, Response):
+        return outcome
+    case, rendered = outcome
     with _db(request).write_session() as session:
         case_forms.record_preview(session, user_of(request).actor(client_ip(request)), case, rendered)
         session.commit()
@@ -80,29 +86,18 @@ async def print_forms(request: Request) -> Response:
     token = request.path_params["token"]
     wanted = [str(v)[:64] for v in form.getlist("form")][:40]
     device_code = str(form.get("device", ""))[:16]
-    base = request.app.state.settings.base_url
 
-    def _print() -> str:
-        with _db(request).session() as session:
-            case = cases.by_token(session, token)
-            if case is None or case.status is CaseStatus.DRAFT:
-                return "この届出は見つかりません。"
-            try:
-                rendered = case_forms.render(
-                    session,
-                    case,
-                    case_forms.chosen_forms(cases.case_data(case), wanted),
-                    base_url=base,
-                    processes=request.app.state.settings.form_processes,
-                )
-            except (FormsError, ValueError, PdfLayoutError) as error:
-                return str(error)
+    def _print() -> Response | None:
+        outcome = _render(request, token, wanted)
+        if isinstance(outcome, Response):
+            return outcome
+        case, rendered = outcome
         with _db(request).write_session() as session:
-            device = None
-            if device_code:
-                from sqlmodel import select
-
-                device = session.exec(select(Device).where(Device.code == device_code)).first()
+            device = (
+                session.exec(select(Device).where(Device.code == device_code)).first()
+                if device_code
+                else None
+            )
             try:
                 case_forms.queue_print(
                     session,
@@ -114,11 +109,11 @@ async def print_forms(request: Request) -> Response:
                 )
             except FormsError as error:
                 session.rollback()
-                return str(error)
+                return _problem(request, str(error), 422)
             session.commit()
-        return ""
+        return None
 
-    error = await run_in_threadpool(_print)
-    if error:
-        return _problem(request, error, 422)
+    problem = await run_in_threadpool(_print)
+    if problem is not None:
+        return problem
     return RedirectResponse(f"/staff/cases/{token}?printed=1#case-forms", status_code=303)

@@ -21,14 +21,12 @@ from starlette.routing import BaseRoute
 
 from app.db import Database
 from app.domain.cases import CaseMode, CaseStatus, Person, SignatureRole
-from app.domain.lifeevents import Insurance
 from app.domain.permissions import Permission
-from app.domain.registry import RELATIONSHIPS
 from app.models import LifeCase, Location, Resident, StaffUser
 from app.services import case_input, cases, residents
 from app.services.case_signatures import SignatureError, parse_signature
-from app.services.certificates import today_jst
 from app.services.lifeevent_rules import current_rules
+from app.web.case_context import case_page_context
 from app.web.guards import client_ip, staff, user_of
 from app.web.htmx import client_redirect, is_htmx
 
@@ -180,58 +178,15 @@ def _load(session: Session, token: str) -> LifeCase:
     return case
 
 
-def editor_context(
-    session: Session, case: LifeCase, *, problems: dict[str, str] | None = None
-) -> dict[str, Any]:
-    evaluation = cases.evaluate_case(session, case)
-    data = cases.case_data(case)
-    field_problems = case_input.field_problems(case)
-    if problems:
-        field_problems |= problems
-    answer_problems: dict[str, list[Any]] = {}
-    general: list[Any] = []
-    for p in evaluation.problems:
-        if p.field.startswith("answers."):
-            answer_problems.setdefault(p.field.removeprefix("answers."), []).append(p)
-        elif p.field == "event_date":
-            answer_problems.setdefault("event_date", []).append(p)
-        else:
-            general.append(p)
-    facts = case.data.get("facts", {})
-    today = today_jst()
-    return {
-        "case": case,
-        "data": data,
-        "event": evaluation.event,
-        "questions": evaluation.questions,
-        "answers": case.data.get("answers", {}),
-        "raw_answers": case.data.get("raw_answers", {}),
-        "raw_fields": case.data.get("raw_fields", {}),
-        "evaluation": evaluation,
-        "result": evaluation.result,
-        "field_problems": field_problems,
-        "answer_problems": answer_problems,
-        "general_problems": general,
-        "facts": facts,
-        "insurances": [i.value for i in Insurance],
-        "relationships": RELATIONSHIPS,
-        "people": {p.key: p for p in data.members},
-        "today": today,
-        "ready": evaluation.ok and not field_problems,
-        "signatures": case.data.get("pending_signatures", {}),
-        "new_address_needed": case.event_id in case_input.NEEDS_NEW_ADDRESS,
-    }
-
-
 def editor(
     request: Request, *, problems: dict[str, str] | None = None, error: str = "", status: int = 200
 ) -> Response:
     token = request.path_params["token"]
-    with _db(request).write_session() as session:
+    with _db(request).session() as session:  # a read: no write lock for drawing the page
         case = _load(session, token)
         if case.status is not CaseStatus.DRAFT:
             return RedirectResponse(f"/staff/cases/{token}", status_code=303)
-        context = editor_context(session, case, problems=problems)
+        context = case_page_context(session, case, problems=problems)
     return _render(request, "staff/interview.html", context | {"error": error}, status)
 
 
@@ -273,7 +228,7 @@ def _side(request: Request, token: str, problems: dict[str, str], code: str) -> 
     disappear with an answer) and the new revision, swapped in without touching the typed fields."""
     with _db(request).session() as session:
         case = _load(session, token)
-        context = editor_context(session, case, problems=problems)
+        context = case_page_context(session, case, problems=problems)
     response: Response = request.app.state.templates.TemplateResponse(
         request,
         "staff/interview.html",

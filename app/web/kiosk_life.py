@@ -22,12 +22,12 @@ from starlette.routing import BaseRoute
 from app import i18n
 from app.domain.cases import CaseMode, CaseStatus, Person, SignatureRole
 from app.domain.devices import PrinterKind
-from app.domain.lifeevents import Insurance
 from app.models import KioskSession, LifeCase, Location, Resident
 from app.services import card_face, case_input, cases, devices as device_service, kiosk as kiosk_service
 from app.services.case_signatures import SignatureError, parse_signature
 from app.services.kiosk import KioskError
 from app.services.lifeevent_rules import current_rules
+from app.web.case_context import case_page_context
 from app.web.guards import client_ip, public
 from app.web.kiosk import Walk, _db, _render, _to, _walk, with_walk_cookie
 
@@ -66,9 +66,7 @@ def _case(session: Session, walk: Walk) -> LifeCase | None:
 
 
 def _context(session: Session, walk: Walk, case: LifeCase) -> dict[str, Any]:
-    from app.web.interview import editor_context
-
-    return editor_context(session, case) | {"code": walk.device.code}
+    return case_page_context(session, case) | {"code": walk.device.code}
 
 
 def _draft_page(request: Request) -> dict[str, Any] | Response:
@@ -249,7 +247,7 @@ def people_page(request: Request, *, status: int = 200) -> Response:
     return _render(
         request,
         "life_people.html",
-        context | {"add_relationships": ADD_RELATIONSHIPS, "insurances": [i.value for i in Insurance]},
+        context | {"add_relationships": ADD_RELATIONSHIPS},
         status,
     )
 
