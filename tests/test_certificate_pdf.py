@@ -7,12 +7,14 @@ that NFC would fold to 崎) and 髙橋 (U+9AD9).
 
 from __future__ import annotations
 
+import html
 import io
 import re
 import subprocess
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zxingcpp
@@ -25,6 +27,7 @@ from app.models.org import Municipality
 from app.models.registry import Household, Resident, SealRegistration, TaxRecord
 from app.printing import pdf as pdf_module
 from app.printing.certificates import (
+    FRAMES,
     CertificateData,
     HouseholdRecord,
     MunicipalityInfo,
@@ -34,6 +37,7 @@ from app.printing.certificates import (
     TaxRecordData,
     document_hash,
     render_certificate,
+    render_certificate_flowing,
 )
 from app.printing.pdf import PdfLayoutError, missing_fonts, needs_mj_font
 from app.printing.seal import blacken_seal, make_demo_seal
@@ -155,17 +159,29 @@ def tax(municipal: int, prefectural: int) -> CertificateData:
 
 
 def page_texts(pdf: bytes, tmp_path: Path, pages: int) -> list[str]:
+    """Each page's words in reading order: lines from top to bottom, words left to right (from
+    pdftotext's word boxes, so the order does not depend on the order they are drawn in)."""
     path = tmp_path / "doc.pdf"
     path.write_bytes(pdf)
-    return [
-        subprocess.run(
-            ["pdftotext", "-raw", "-f", str(page), "-l", str(page), "-enc", "UTF-8", str(path), "-"],
-            capture_output=True,
-            check=True,
-            text=True,
-        ).stdout
-        for page in range(1, pages + 1)
-    ]
+    listing = subprocess.run(
+        ["pdftotext", "-bbox", "-enc", "UTF-8", str(path), "-"], capture_output=True, check=True, text=True
+    ).stdout
+    texts: list[str] = []
+    for page in listing.split("<page ")[1 : pages + 1]:
+        words = [
+            (float(y_max), float(x_min), html.unescape(word))
+            for x_min, y_max, word in re.findall(
+                r'<word xMin="([\d.]+)" yMin="[\d.]+" xMax="[\d.]+" yMax="([\d.]+)">(.*?)</word>', page
+            )
+        ]
+        lines: list[list[tuple[float, float, str]]] = []
+        for word in sorted(words):
+            if lines and abs(lines[-1][0][0] - word[0]) < 2.5:
+                lines[-1].append(word)
+            else:
+                lines.append([word])
+        texts.append("\n".join(" ".join(w[2] for w in sorted(line, key=lambda w: w[1])) for line in lines))
+    return texts
 
 
 def page_image(pdf: bytes, tmp_path: Path, page: int, dpi: int = 150) -> Image.Image:
@@ -322,17 +338,25 @@ def test_a_variation_sequence_is_set_in_ipamj(tmp_path: Path) -> None:
 
 
 def test_warm_caches_render_the_same_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Font subsets and images kept between renders (app.printing.pdf) print the same pages as
-    fresh ones: the second render reuses them, the third starts from an emptied image cache."""
+    """Font subsets and images kept between WeasyPrint renders (app.printing.pdf) print the same
+    pages as fresh ones: the second render reuses them, the third starts from an emptied image
+    cache; and a certificate set on a frame from the cache prints as one on a frame laid out anew."""
     data = juminhyo(4, show_honseki=True)
-    first = render_certificate(data)
-    second = render_certificate(data)
+    first = render_certificate_flowing(data)
+    second = render_certificate_flowing(data)
     monkeypatch.setattr(pdf_module._ImageCache, "MAX_ENTRIES", 0)  # emptied after every render
-    render_certificate(juminhyo(1))
-    third = render_certificate(data)
+    render_certificate_flowing(juminhyo(1))
+    third = render_certificate_flowing(data)
     pages = [page_image(r.pdf, tmp_path, 1, dpi=100).tobytes() for r in (first, second, third)]
     assert pages[0] == pages[1] == pages[2]
     assert len(pdf_module._ImageCache.shared) == 0
+
+    cached = render_certificate(data)
+    builds = FRAMES.builds
+    FRAMES.clear()
+    fresh = render_certificate(data)
+    assert FRAMES.builds == builds + 1
+    assert cached.pdf == fresh.pdf
 
 
 def test_the_reduced_user_agent_stylesheet_changes_no_certificate(
@@ -356,11 +380,89 @@ def test_the_reduced_user_agent_stylesheet_changes_no_certificate(
         ).stdout
         return [line for line in words.splitlines() if "<word" in line or "<page" in line]
 
-    reduced = [layout(render_certificate(data).pdf) for data in documents]
+    reduced = [layout(render_certificate_flowing(data).pdf) for data in documents]
     monkeypatch.setattr(pdf_module, "_ua_stylesheet", lambda: None)
-    full = [layout(render_certificate(data).pdf) for data in documents]
+    full = [layout(render_certificate_flowing(data).pdf) for data in documents]
     assert reduced == full
     assert all(len(words) > 20 for words in full)
+
+
+def word_boxes(pdf: bytes, tmp_path: Path) -> list[tuple[int, str, float, float, float, float]]:
+    """(page, word, x min, y min, x max, y max) of every word, from pdftotext."""
+    path = tmp_path / "words.pdf"
+    path.write_bytes(pdf)
+    listing = subprocess.run(
+        ["pdftotext", "-bbox", "-enc", "UTF-8", str(path), "-"], capture_output=True, check=True, text=True
+    ).stdout
+    boxes: list[tuple[int, str, float, float, float, float]] = []
+    for page, text in enumerate(listing.split("<page ")[1:], start=1):
+        for x_min, y_min, x_max, y_max, word in re.findall(
+            r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">(.*?)</word>', text
+        ):
+            boxes.append((page, html.unescape(word), float(x_min), float(y_min), float(x_max), float(y_max)))
+    return sorted(boxes)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param(
+            lambda: juminhyo(
+                6, copies=2, show_head_relationship=True, show_honseki=True, show_my_number=True
+            ),
+            id="juminhyo-6-persons-2-copies",
+        ),
+        pytest.param(
+            lambda: juminhyo(2, layout=JuminhyoLayout.INDIVIDUAL, show_resident_code=True), id="individual"
+        ),
+        pytest.param(inkan, id="inkan"),
+        pytest.param(lambda: tax(98_000, 65_000), id="tax"),
+        pytest.param(lambda: tax(0, 0), id="non-taxable"),
+    ],
+)
+def test_values_land_where_the_flowing_layout_puts_them(document: Any, tmp_path: Path) -> None:
+    """A certificate set on its frame (app/printing/overlay.py) has the same words as the one
+    WeasyPrint lays out whole, each within 0.5 pt of its place there."""
+    data = replace(document(), salt="same")
+    framed = word_boxes(render_certificate(data).pdf, tmp_path)
+    flowing = word_boxes(render_certificate_flowing(data).pdf, tmp_path)
+    assert [w[:2] for w in framed] == [w[:2] for w in flowing]
+    for a, b in zip(framed, flowing, strict=True):
+        assert max(abs(p - q) for p, q in zip(a[2:], b[2:], strict=True)) < 0.5, (a, b)
+
+
+def test_a_long_value_wraps_inside_its_cell(tmp_path: Path) -> None:
+    """A value wider than its cell gets a frame with as many lines for it (laid out by WeasyPrint,
+    so the row grows as in the flowing layout): every character printed, none past the table."""
+    address = (
+        "東京都千代田区霞が関一丁目1番1号　霞が関コモンゲート西館二十階、青葉台ハイツ・スカイタワー3001号室"
+    )
+    data = replace(juminhyo(2), persons=(replace(PEOPLE[0], previous_address=address), PEOPLE[1]))
+    builds = FRAMES.builds
+    rendered = render_certificate(data)
+    assert FRAMES.builds - builds <= 2  # the frame with one line a value, then the one it needs
+    [text] = page_texts(rendered.pdf, tmp_path, 1)
+    first_line, second_line = compact(address).split("ー3001")
+    assert first_line + "ー" in compact(text) and "3001号室" in compact(text)  # the label sits between
+    table_right = (210 - 14) / 25.4 * 72
+    words = word_boxes(rendered.pdf, tmp_path)
+    assert all(word[4] <= table_right + 0.5 for word in words if word[5] < 700), "a word runs past the table"
+    lines = [word for word in words if word[1].startswith(("霞が関", "東京都")) or "号室" in word[1]]
+    assert len({round(word[5]) for word in lines}) >= 2  # on more than one line
+    again = render_certificate(replace(data, serial_start=99))
+    assert FRAMES.builds - builds <= 2 and again.pages == 1  # the same structure: no new frame
+
+
+def test_line_breaking_keeps_closing_marks_and_latin_words() -> None:
+    from app.printing.overlay import break_lines
+
+    def shaped(text: str) -> list[tuple[str, int, int, float]]:
+        return [(char, 0, 1, 10.0) for char in text]
+
+    lines = break_lines(shaped("あいうえ、かきく"), lambda i: 40.0)  # 4 characters a line
+    assert ["".join(c[0] for c in line) for line in lines] == ["あいう", "え、かき", "く"]
+    lines = break_lines(shaped("SMITH JOHNSON"), lambda i: 80.0)
+    assert ["".join(c[0] for c in line) for line in lines] == ["SMITH", "JOHNSON"]
 
 
 def test_content_that_does_not_fit_fails_instead_of_spilling() -> None:

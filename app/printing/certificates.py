@@ -49,7 +49,6 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import segno
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from app.domain.certificates import (
@@ -70,7 +69,17 @@ from app.domain.registry import Sex
 from app.domain.wareki import format_date_for_resident, format_seireki, format_wareki
 from app.models.org import Municipality
 from app.models.registry import Household, Resident, SealRegistration, TaxRecord
-from app.printing.pdf import needs_mj_font, render_pdf
+from app.printing.overlay import (
+    FieldSink,
+    Frame,
+    FrameCache,
+    ImageValue,
+    QrValue,
+    build_frame,
+    compose,
+    lines_needed,
+)
+from app.printing.pdf import needs_mj_font, render_frame, render_pdf
 from app.printing.seal import blacken_seal, demo_seal_text, font_file
 from app.printing.verify import verification_url
 
@@ -88,6 +97,7 @@ __all__ = [
     "pages_per_copy",
     "prepare_certificate",
     "render_certificate",
+    "render_certificate_flowing",
 ]
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "print" / "certificates"
@@ -439,7 +449,7 @@ def document_hash(data: CertificateData) -> str:
 @dataclass(frozen=True, slots=True)
 class _Sheet:
     issue_number: str
-    qr: str
+    qr: QrValue
     persons: tuple[PersonRecord, ...]
     first_index: int  # persons before this sheet in the copy (for the 1, 2, 3 … numbering)
     last_of_copy: bool
@@ -526,14 +536,10 @@ def _png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _qr_data_uri(url: str) -> str:
-    """One module a pixel, no quiet zone (the CSS box adds it); scaled up without smoothing."""
-    return segno.make(url, error="m", micro=False).png_data_uri(scale=1, border=0)
-
-
 @dataclass(frozen=True, slots=True)
 class PreparedCertificate:
-    """The certificate as HTML, before layout: what `render_certificate` hands to WeasyPrint."""
+    """The certificate as HTML, before layout: the flowing document (every value in place), as
+    `prepare_certificate` makes it for other renderers and for comparison."""
 
     html: str
     stylesheets: tuple[Path | str, ...]
@@ -548,8 +554,24 @@ class PreparedCertificate:
         return len(self.issue_numbers)
 
 
-def prepare_certificate(data: CertificateData) -> PreparedCertificate:
-    """Number the pages, hash the content, make the QR codes and fill the template."""
+@dataclass(frozen=True, slots=True)
+class _Filling:
+    """A certificate's template and what fills it, but for the values' sink."""
+
+    template: jinja2.Template
+    context: dict[str, Any]
+    issue_numbers: list[str]
+    urls: list[str]
+    sha256: str
+    pages_per_copy: int
+    title: str
+
+    def html(self, sink: FieldSink) -> str:
+        return _BETWEEN_TAGS.sub("><", self.template.render(f=sink, **self.context))
+
+
+def _filling(data: CertificateData) -> _Filling:
+    """Number the pages, hash the content and gather what the template prints."""
     sheets_per_copy = _sheets_of(data)
     pages = len(sheets_per_copy)
     digest = document_hash(data)
@@ -565,7 +587,7 @@ def prepare_certificate(data: CertificateData) -> PreparedCertificate:
             url = verification_url(data.verify_base_url, number, digest)
             issue_numbers.append(number)
             urls.append(url)
-            sheets.append(_Sheet(number, _qr_data_uri(url), tuple(persons), first_index, page == pages))
+            sheets.append(_Sheet(number, QrValue(url), tuple(persons), first_index, page == pages))
             first_index += len(persons)
 
     options = data.juminhyo_options
@@ -575,39 +597,90 @@ def prepare_certificate(data: CertificateData) -> PreparedCertificate:
         date=format_wareki(data.issue_day),
         office=municipality.office,
         mayor_name=f"　{municipality.mayor_name}",
-        seal=_png_data_uri(blacken_seal(municipality.seal_png)),
+        seal=_seal_uri(municipality.seal_png),
         note=municipality.seal_note,
     )
     layout = options.layout if kind is CertificateType.JUMINHYO else None
-    template = _environment().get_template(_TEMPLATES[(kind, layout)])
-    html = template.render(
-        title=kind.label_ja,
-        layout_class="individual" if layout is JuminhyoLayout.INDIVIDUAL else "",
-        sheets=sheets,
-        reception_number=data.reception_number,
-        certification=certification,
-        options=options,
-        household=data.household,
-        seal=data.seal,
-        seal_impression=_png_data_uri(data.seal.impression_png) if data.seal else "",
-        tax=_TaxView(data.tax, municipality) if data.tax else None,
-    )
-    return PreparedCertificate(
-        html=_BETWEEN_TAGS.sub("><", html),
-        stylesheets=(STYLESHEET, background_css()),
+    context = {
+        "title": kind.label_ja,
+        "layout_class": "individual" if layout is JuminhyoLayout.INDIVIDUAL else "",
+        "sheets": sheets,
+        "reception_number": data.reception_number,
+        "certification": certification,
+        "options": options,
+        "household": data.household,
+        "seal": data.seal,
+        "seal_impression": ImageValue(data.seal.impression_png) if data.seal else None,
+        "tax": _TaxView(data.tax, municipality) if data.tax else None,
+    }
+    return _Filling(
+        template=_environment().get_template(_TEMPLATES[(kind, layout)]),
+        context=context,
         issue_numbers=issue_numbers,
-        verification_urls=urls,
+        urls=urls,
         sha256=digest,
         pages_per_copy=pages,
         title=kind.label_ja,
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _seal_uri(seal_png: bytes) -> str:
+    return _png_data_uri(blacken_seal(seal_png))
+
+
+def prepare_certificate(data: CertificateData) -> PreparedCertificate:
+    """The flowing document: the template with every value in place (see the module docstring)."""
+    filling = _filling(data)
+    return PreparedCertificate(
+        html=filling.html(FieldSink(frame=False)),
+        stylesheets=(STYLESHEET, background_css()),
+        issue_numbers=filling.issue_numbers,
+        verification_urls=filling.urls,
+        sha256=filling.sha256,
+        pages_per_copy=filling.pages_per_copy,
+        title=filling.title,
+    )
+
+
+FRAMES = FrameCache()
+
+
+def _frame(html: str, pages: int) -> Frame:
+    def build() -> Frame:
+        pdf, places = render_frame(html, stylesheets=(STYLESHEET, background_css()), expected_pages=pages)
+        return build_frame(pdf, places)
+
+    return FRAMES.get(html, build)
+
+
 def render_certificate(data: CertificateData) -> RenderedCertificate:
-    """Lay out every copy of `data` in one PDF; see the module docstring.
+    """Every copy of `data` in one PDF: the certificate's frame (laid out by WeasyPrint once for
+    all certificates of the same structure, app/printing/overlay.py) with the values set on it.
 
     Raises PdfLayoutError when a sheet's content does not fit on its page (nothing is cut off).
     """
+    filling = _filling(data)
+    pages = len(filling.issue_numbers)
+    sink = FieldSink(frame=True)
+    frame = _frame(filling.html(sink), pages)
+    more = lines_needed(sink.values, frame.places)
+    if more:  # values that wrap: the frame with that many lines for them (same column widths)
+        sink = FieldSink(frame=True, lines=more)
+        frame = _frame(filling.html(sink), pages)
+    pdf = compose(frame, sink.values, title=filling.title)
+    return RenderedCertificate(
+        pdf=pdf,
+        pages=pages,
+        issue_numbers=filling.issue_numbers,
+        sha256=filling.sha256,
+        pages_per_copy=filling.pages_per_copy,
+        verification_urls=filling.urls,
+    )
+
+
+def render_certificate_flowing(data: CertificateData) -> RenderedCertificate:
+    """The same certificate laid out whole by WeasyPrint (for comparison: tests and benchmarks)."""
     prepared = prepare_certificate(data)
     rendered = render_pdf(
         prepared.html,

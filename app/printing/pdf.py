@@ -61,6 +61,7 @@ __all__ = [
     "font_charset",
     "missing_fonts",
     "needs_mj_font",
+    "render_frame",
     "render_pdf",
     "stylesheet",
 ]
@@ -137,6 +138,35 @@ def render_pdf(
         finally:
             _ImageCache.shared.end_render()
     return RenderedPdf(bytes(pdf), pages, anchors)
+
+
+def render_frame(
+    html: str,
+    *,
+    stylesheets: Sequence[Path | str] = (),
+    expected_pages: int | None = None,
+) -> tuple[bytes, Any]:
+    """Lay out a frame-mode document (app/printing/overlay.py): its PDF, uncompressed (the frame's
+    objects are copied into documents), and the places of its values read off the layout."""
+    from app.printing.overlay import frame_slots
+
+    _install_caches()
+    sheets = [stylesheet(path) for path in stylesheets]
+    with _lock, _gc_paused():
+        try:
+            document = _HTML(string=html, url_fetcher=_data_only_fetcher()).render(
+                stylesheets=sheets, font_config=font_configuration(), cache=_ImageCache.shared
+            )
+            pages = len(document.pages)
+            if expected_pages is not None and pages != expected_pages:
+                raise PdfLayoutError(
+                    f"expected {expected_pages} pages, laid out {pages}: some content does not fit its sheet"
+                )
+            places = frame_slots(document)
+            pdf = document.write_pdf(uncompressed_pdf=True)
+        finally:
+            _ImageCache.shared.end_render()
+    return bytes(pdf), places
 
 
 @contextlib.contextmanager
