@@ -248,6 +248,8 @@ def main() -> None:
         (args.keep / "juminhyo-weasyprint.pdf").write_bytes(first.pdf)
         (args.keep / "juminhyo-weasyprint-signed.pdf").write_bytes(signed)
 
+    if args.wk_count <= 0:
+        return  # --wk-count 0: no wkhtmltopdf comparison
     wkhtmltopdf = shutil.which("wkhtmltopdf")
     if wkhtmltopdf is None:
         print("  wkhtmltopdf: not installed (apt-get install wkhtmltopdf); no comparison")

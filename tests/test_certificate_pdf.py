@@ -618,8 +618,9 @@ def test_pades_signature_validates_against_the_demo_root(tmp_path: Path) -> None
     [untrusted] = validate_signed_pdf(signed, [DemoSigningKey.create().root_pem])
     assert untrusted.intact and not untrusted.trusted
 
-    position = signed.index(b"/Title")  # inside the signed byte range
-    tampered = signed[:position] + b"/Titlf" + signed[position + 6 :]
+    assert signed.startswith(rendered.pdf)  # an incremental update
+    position = signed.index(b"/Location")  # inside the signed byte range (the update)
+    tampered = signed[:position] + b"/Locatiom" + signed[position + 9 :]
     [broken] = validate_signed_pdf(tampered, [key.root_pem])
     assert not broken.intact and not broken.ok
 

@@ -5,6 +5,12 @@ issue record) also carries a PAdES baseline signature (B-B: no timestamp, no rev
 made with the municipality's signing key. `sign_pdf` signs, `validate_signed_pdf` checks a
 signature against given trust roots (for tests and the verify tooling).
 
+Signing is on the print path, so it is kept cheap (see docs/decisions.md, 2026-11-21): the
+incremental update (signature field, widget, signature dictionary, xref) is written by
+`app.printing.pdf_update`, and the CMS SignedData comes from a per-key template that pyHanko
+builds once — each signature only splices in the document digest and the raw signature of the
+signed attributes. Files that `pdf_update` does not handle are signed by pyHanko's PdfSigner.
+
 `DemoSigningKey.load_or_create(folder)` makes a demo root CA and a signing certificate for
 「架空県青葉台町長」 (ECDSA P-256) once and keeps them as PEM files in `folder` — never for production:
 a real municipality signs with a key from its own CA (e.g. LGPKI), given as `SignerConfig`.
@@ -12,18 +18,21 @@ a real municipality signs with a key from its own CA (e.g. LGPKI), given as `Sig
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import hashlib
 import io
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from asn1crypto import keys as asn1_keys, x509 as asn1_x509  # type: ignore[import-untyped]
+from asn1crypto import cms, keys as asn1_keys, x509 as asn1_x509  # type: ignore[import-untyped]
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -34,6 +43,7 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from app.config import Settings
+from app.printing.pdf_update import UnsupportedPdfError, append_signature_field
 
 __all__ = [
     "DemoSigningKey",
@@ -43,6 +53,8 @@ __all__ = [
     "signer_from_settings",
     "validate_signed_pdf",
 ]
+
+log = logging.getLogger("madoguchi.signing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +109,28 @@ def _signer(config: SignerConfig) -> signers.SimpleSigner:
 
 def sign_pdf(pdf: bytes, config: SignerConfig) -> bytes:
     """The PDF with a PAdES (ETSI.CAdES.detached) signature over the whole file appended."""
+    template = _cms_template(config)
+    if template is not None:
+        try:
+            update = append_signature_field(
+                pdf,
+                field_name=config.field_name,
+                contents_size=template.max_size,
+                signing_time=datetime.now(UTC),
+                reason=config.reason,
+                location=config.location,
+            )
+        except UnsupportedPdfError as error:
+            log.debug("signing through pyHanko's PdfSigner: %s", error)
+        else:
+            head, tail = update.signed_parts()
+            digest = hashlib.sha256(head)
+            digest.update(tail)
+            return update.with_contents(template.content_info(digest.digest()))
+    return _sign_with_pyhanko(pdf, config)
+
+
+def _sign_with_pyhanko(pdf: bytes, config: SignerConfig) -> bytes:
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
     metadata = signers.PdfSignatureMetadata(
         field_name=config.field_name,
@@ -107,6 +141,106 @@ def sign_pdf(pdf: bytes, config: SignerConfig) -> bytes:
     )
     output = signers.sign_pdf(writer, metadata, signer=_signer(config))
     return bytes(output.getvalue())
+
+
+# The CMS of a PAdES B-B signature by one key differs between documents only in the
+# message-digest attribute and the signature value: pyHanko builds it once for a probe digest and
+# `_CmsTemplate` keeps the DER pieces around those two.
+
+_PROBE_DIGEST = bytes(range(0xA0, 0xC0))  # 32 bytes, the SHA-256 size; found exactly once
+_PADES_ATTRIBUTES = {"content_type", "message_digest", "signing_certificate_v2"}
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    length = len(content)
+    if length < 0x80:
+        return bytes((tag, length)) + content
+    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(octets))) + octets + content
+
+
+@dataclass(frozen=True, slots=True)
+class _CmsTemplate:
+    content_type: bytes  # ContentInfo.contentType (id-signedData)
+    signed_data_head: bytes  # SignedData version, digestAlgorithms, encapContentInfo, certificates
+    signer_info_head: bytes  # SignerInfo version, sid, digestAlgorithm
+    attributes_before: bytes  # the signed attributes' content up to the message digest value …
+    attributes_after: bytes  # … and after it
+    signature_algorithm: bytes
+    sign_raw: Callable[[bytes], bytes]  # the signature of the DER-encoded signed attributes
+    max_size: int  # room for any signature by this key
+
+    def content_info(self, digest: bytes) -> bytes:
+        """The DER ContentInfo (SignedData) signing a document with the SHA-256 `digest`."""
+        attributes = self.attributes_before + digest + self.attributes_after
+        return self.assemble(attributes, self.sign_raw(_der(0x31, attributes)))
+
+    def assemble(self, attributes: bytes, signature: bytes) -> bytes:
+        signer_info = _der(
+            0x30,
+            self.signer_info_head
+            + _der(0xA0, attributes)  # [0] IMPLICIT SET OF Attribute
+            + self.signature_algorithm
+            + _der(0x04, signature),
+        )
+        signed_data = _der(0x30, self.signed_data_head + _der(0x31, signer_info))
+        return _der(0x30, self.content_type + _der(0xA0, signed_data))
+
+
+@functools.lru_cache(maxsize=8)
+def _cms_template(config: SignerConfig) -> _CmsTemplate | None:
+    """The template for `config`'s key, or None (sign through pyHanko's PdfSigner) when pyHanko's
+    CMS is not of the expected shape."""
+    signer = _signer(config)
+    reference = asyncio.run(signer.async_sign(_PROBE_DIGEST, "sha256", use_pades=True))
+    der = bytes(reference.dump())
+    content_info = cms.ContentInfo.load(der)
+    signed_data = content_info["content"]
+    signer_infos = signed_data["signer_infos"]
+    signer_info = signer_infos[0] if len(signer_infos) == 1 else None
+    if signer_info is None or signed_data["crls"].dump() or signer_info["unsigned_attrs"].dump():
+        log.warning("unexpected CMS from pyHanko: every signature is made by its PdfSigner")
+        return None
+    attribute_types = [attribute["type"].native for attribute in signer_info["signed_attrs"]]
+    attributes = bytes(signer_info["signed_attrs"].contents)
+    if sorted(attribute_types) != sorted(_PADES_ATTRIBUTES) or attributes.count(_PROBE_DIGEST) != 1:
+        log.warning("unexpected signed attributes %s: signing through PdfSigner", attribute_types)
+        return None
+    before, after = attributes.split(_PROBE_DIGEST)
+    template = _CmsTemplate(
+        content_type=bytes(content_info["content_type"].dump()),
+        signed_data_head=b"".join(
+            bytes(signed_data[name].dump())
+            for name in ("version", "digest_algorithms", "encap_content_info", "certificates")
+        ),
+        signer_info_head=b"".join(
+            bytes(signer_info[name].dump()) for name in ("version", "sid", "digest_algorithm")
+        ),
+        attributes_before=before,
+        attributes_after=after,
+        signature_algorithm=bytes(signer_info["signature_algorithm"].dump()),
+        sign_raw=_raw_signer(config, str(signer_info["signature_algorithm"].signature_algo), signer),
+        max_size=len(der) + 64,  # ECDSA signatures vary by a few bytes
+    )
+    # The pieces must rebuild pyHanko's bytes exactly, or the splicing is wrong.
+    if template.assemble(attributes, bytes(signer_info["signature"].native)) != der:
+        log.warning("CMS template does not rebuild pyHanko's CMS: signing through PdfSigner")
+        return None
+    return template
+
+
+def _raw_signer(
+    config: SignerConfig, mechanism: str, signer: signers.SimpleSigner
+) -> Callable[[bytes], bytes]:
+    """Sign with the key loaded once (pyHanko's `sign_raw` loads it on every call)."""
+    key = serialization.load_pem_private_key(config.key_pem, password=config.key_passphrase)
+    if mechanism == "ecdsa" and isinstance(key, ec.EllipticCurvePrivateKey):
+        ec_key = key
+        return lambda data: ec_key.sign(data, ec.ECDSA(hashes.SHA256()))
+    if mechanism == "rsassa_pkcs1v15" and isinstance(key, rsa.RSAPrivateKey):
+        rsa_key = key
+        return lambda data: rsa_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    return lambda data: signer.sign_raw(data, "sha256")
 
 
 @dataclass(frozen=True, slots=True)
