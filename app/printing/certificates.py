@@ -78,6 +78,7 @@ from app.printing.overlay import (
     build_frame,
     compose,
     lines_needed,
+    text_layouts,
 )
 from app.printing.pdf import needs_mj_font, render_frame, render_pdf
 from app.printing.seal import blacken_seal, demo_seal_text, font_file
@@ -664,11 +665,13 @@ def render_certificate(data: CertificateData) -> RenderedCertificate:
     pages = len(filling.issue_numbers)
     sink = FieldSink(frame=True)
     frame = _frame(filling.html(sink), pages)
-    more = lines_needed(sink.values, frame.places)
+    layouts = text_layouts(sink.values, frame.places)
+    more = lines_needed(layouts, frame.places)
     if more:  # values that wrap: the frame with that many lines for them (same column widths)
         sink = FieldSink(frame=True, lines=more)
         frame = _frame(filling.html(sink), pages)
-    pdf = compose(frame, sink.values, title=filling.title)
+        layouts = text_layouts(sink.values, frame.places)
+    pdf = compose(frame, sink.values, layouts=layouts, title=filling.title)
     return RenderedCertificate(
         pdf=pdf,
         pages=pages,

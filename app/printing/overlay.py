@@ -48,6 +48,7 @@ from cffi import FFI  # type: ignore[import-untyped]
 from markupsafe import Markup, escape
 
 from app.printing.pdf import FONT_BODY, FONT_NAMES, needs_mj_font
+from app.printing.qr import install as install_qr, qr_matrix
 
 __all__ = [
     "BLANK_IMAGE",
@@ -57,8 +58,12 @@ __all__ = [
     "ImageValue",
     "QrValue",
     "TextValue",
+    "break_lines",
+    "build_frame",
     "compose",
     "frame_slots",
+    "lines_needed",
+    "text_layouts",
 ]
 
 PX_TO_PT = 0.75  # CSS px → PDF points
@@ -84,6 +89,7 @@ class QrValue:
     @property
     def data_uri(self) -> str:
         """As a PNG, one module a pixel (for the flowing layout; scaled without smoothing)."""
+        install_qr()
         return str(segno.make(self.url, error="m", micro=False).png_data_uri(scale=1, border=0))
 
 
@@ -481,7 +487,7 @@ def _room(place: TextPlace) -> Callable[[int], float]:
     return room
 
 
-def lay_out_text(value: TextValue, place: TextPlace) -> list[list[tuple[str, int, int, float]]]:
+def lay_out_text(value: TextValue, place: TextPlace) -> TextLines:
     text = value.text if value.pre else _SPACES.sub(" ", value.text).strip()
     if not text:
         return []
@@ -491,15 +497,25 @@ def lay_out_text(value: TextValue, place: TextPlace) -> list[list[tuple[str, int
     return break_lines(shaped, _room(place))
 
 
-def lines_needed(values: Sequence[Value], places: Mapping[int, Place]) -> dict[int, int]:
+TextLines = list[list[tuple[str, int, int, float]]]
+
+
+def text_layouts(values: Sequence[Value], places: Mapping[int, Place]) -> dict[int, TextLines]:
+    """Every text value broken into lines for its place."""
+    return {
+        index: lay_out_text(value, place)
+        for index, value in enumerate(values)
+        if isinstance(value, TextValue) and isinstance(place := places.get(index), TextPlace)
+    }
+
+
+def lines_needed(layouts: Mapping[int, TextLines], places: Mapping[int, Place]) -> dict[int, int]:
     """The places whose value needs more lines than the frame gives them, with how many."""
     more: dict[int, int] = {}
-    for index, value in enumerate(values):
-        place = places.get(index)
-        if isinstance(value, TextValue) and isinstance(place, TextPlace):
-            count = len(lay_out_text(value, place))
-            if count > len(place.lines):
-                more[index] = count
+    for index, lines in layouts.items():
+        place = places[index]
+        if isinstance(place, TextPlace) and len(lines) > len(place.lines):
+            more[index] = len(lines)
     return more
 
 
@@ -637,9 +653,12 @@ def _compress_stream_object(body: bytes) -> bytes:
     return b"<<%s/Filter /FlateDecode/Length %d>>\nstream\n%s\nendstream" % (inner, len(packed), packed)
 
 
+_LEVEL = 1  # zlib level of a document's own streams: font subsets are mostly empty tables (6: 2× the time, 6 % smaller)
+
+
 def _stream_object(dictionary: str, data: bytes, compress: bool = True) -> bytes:
     if compress:
-        data = zlib.compress(data, 6)
+        data = zlib.compress(data, _LEVEL)
         dictionary += " /Filter /FlateDecode"
     return b"<<%s /Length %d>>\nstream\n%s\nendstream" % (dictionary.encode("latin-1"), len(data), data)
 
@@ -697,9 +716,19 @@ class _Writer:
         return number
 
 
-def compose(frame: Frame, values: Sequence[Value], *, title: str = "", producer: str = "Madoguchi") -> bytes:
-    """The document: each page of `frame` with `values` set at their places."""
+def compose(
+    frame: Frame,
+    values: Sequence[Value],
+    *,
+    layouts: Mapping[int, TextLines] | None = None,
+    title: str = "",
+    producer: str = "Madoguchi",
+) -> bytes:
+    """The document: each page of `frame` with `values` set at their places (`layouts`: the text
+    values already broken into lines for this frame, by `text_layouts`)."""
     fonts = _fonts()
+    if layouts is None:
+        layouts = text_layouts(values, frame.places)
     pages: list[list[bytes]] = [[] for _ in frame.forms]
     page_images: list[list[tuple[str, _Image]]] = [[] for _ in frame.forms]
     used: list[dict[int, str]] = [{}, {}]  # per font: glyph → characters
@@ -708,7 +737,7 @@ def compose(frame: Frame, values: Sequence[Value], *, title: str = "", producer:
         if place is None:
             continue  # a value inside content that printed nothing (never expected)
         if isinstance(value, TextValue) and isinstance(place, TextPlace):
-            lines = lay_out_text(value, place)
+            lines = layouts[index]
             if len(lines) > len(place.lines):
                 raise ValueError(f"value {index} needs {len(lines)} lines, its place has {len(place.lines)}")
             pages[place.page].append(_text_ops(lines, place, frame.page_heights[place.page], used))
@@ -895,12 +924,12 @@ def _image(width: int, height: int, space: str, bits: int, data: bytes, mask: _I
         f"/Type /XObject /Subtype /Image /Width {width} /Height {height} /ColorSpace {space} "
         f"/BitsPerComponent {bits} /Interpolate false"
     )
-    return _Image(dictionary, zlib.compress(data, 6), width, height, mask)
+    return _Image(dictionary, zlib.compress(data, _LEVEL), width, height, mask)
 
 
 def _qr_image(url: str) -> _Image:
     """A QR code as a 1-bit image, one sample a module (black = 0)."""
-    matrix = segno.make(url, error="m", micro=False).matrix
+    matrix = qr_matrix(url)
     size = len(matrix)
     row_bytes = (size + 7) // 8
     data = bytearray()
