@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import event as sa_event
+from sqlalchemy import Engine, event as sa_event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session as OrmSession, SessionTransaction
@@ -81,16 +81,30 @@ def today_jst(now: datetime | None = None) -> date:
     return (now or utcnow()).astimezone(JST).date()
 
 
-def next_number(session: Session, name: str, day: date, count: int = 1) -> int:
+def next_number(
+    session: Session, name: str, day: date, count: int = 1, *, own_transaction: bool = False
+) -> int:
     """The next number of a counter that restarts every day, taken under the row's write lock;
     with `count` > 1, the first of `count` consecutive numbers.
 
     The day's row is created with INSERT … ON CONFLICT DO NOTHING, so two requests that are both a
     location's first of the day do not collide; the second waits on the row lock instead.
+
+    `own_transaction`: on PostgreSQL, take the number in a short transaction of its own, so that
+    the row is locked for milliseconds and not until the caller's transaction commits (every
+    request of a location waited for the one before it to commit). A number taken this way stays
+    used if the caller's transaction then rolls back: the day's numbers may have a gap. SQLite has
+    one writer at a time anyway, so there the caller's transaction takes it.
     """
     if count < 1:
         raise ValueError("count must be at least 1")
-    dialect = session.get_bind().dialect.name
+    bind = session.get_bind()
+    if own_transaction and bind.dialect.name == "postgresql" and isinstance(bind, Engine):
+        with Session(bind) as own:
+            number = next_number(own, name, day, count)
+            own.commit()
+            return number
+    dialect = bind.dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     session.execute(
         insert(DailyCounter.__table__).values(name=name, day=day, value=0).on_conflict_do_nothing()  # type: ignore[attr-defined]
@@ -171,7 +185,7 @@ def create_request(
     now = now or utcnow()
     day = today_jst(now)
     assert location.id is not None and new.applicant.id is not None
-    number = next_number(session, f"reception:{location.id}", day)
+    number = next_number(session, f"reception:{location.id}", day, own_transaction=True)
     fee = total_fee(new.certificate_type, new.copies, settings.get("fees"))
     request = CertificateRequest(
         location_id=location.id,
