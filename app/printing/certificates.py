@@ -27,9 +27,12 @@ Example, from database rows::
     )
     rendered = render_certificate(data)  # rendered.pdf, .pages, .issue_numbers, .sha256
 
-A typical one-page 住民票 (three persons) takes ~75 ms of CPU, nearly all of it WeasyPrint's
-layout and drawing, ~0.5 ms a cell of text (bench/bench_certificate_pdf.py; app.printing.pdf says
-what is kept warm between renders). Keep the templates' boxes few and plain.
+`render_certificate` sets the values on the certificate's frame (app/printing/overlay.py): the
+template filled without its values, laid out by WeasyPrint once for every certificate of the same
+structure and kept (`FRAMES`). A typical one-page 住民票 takes ~9 ms; the first of a structure
+~200 ms (bench/bench_certificate_pdf.py). `render_certificate_flowing` lays the same certificate
+out whole, as a reference. In the templates, every value goes through `f.text(...)` or
+`f.image(...)`; whatever does not is part of the frame.
 """
 
 from __future__ import annotations

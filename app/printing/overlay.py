@@ -734,8 +734,8 @@ def compose(
     used: list[dict[int, str]] = [{}, {}]  # per font: glyph → characters
     for index, value in enumerate(values):
         place = frame.places.get(index)
-        if place is None:
-            continue  # a value inside content that printed nothing (never expected)
+        if place is None:  # laid out nowhere (hidden content?): never print a certificate without it
+            raise ValueError(f"value {index} has no place in the frame")
         if isinstance(value, TextValue) and isinstance(place, TextPlace):
             lines = layouts[index]
             if len(lines) > len(place.lines):
