@@ -453,6 +453,24 @@ def test_a_long_value_wraps_inside_its_cell(tmp_path: Path) -> None:
     assert FRAMES.builds - builds <= 2 and again.pages == 1  # the same structure: no new frame
 
 
+def test_the_same_structure_shares_one_frame_across_residents_and_days(tmp_path: Path) -> None:
+    render_certificate(juminhyo(2))
+    builds = FRAMES.builds
+    other = replace(
+        juminhyo(2),
+        persons=(
+            replace(PEOPLE[0], name="吉田　一", birth_date=date(1950, 1, 2)),
+            replace(PEOPLE[1], name="髙橋　二三", former_surname="佐藤"),
+        ),
+        issued_at=ISSUED + timedelta(days=40),
+        serial_start=500,
+    )
+    rendered = render_certificate(other)
+    assert FRAMES.builds == builds  # names, dates and numbers are values, not frame
+    [text] = [compact(t) for t in page_texts(rendered.pdf, tmp_path, 1)]
+    assert "吉田一" in text and "令和8年5月31日" in text and "20260531993417K01P015001/1" in text
+
+
 def test_line_breaking_keeps_closing_marks_and_latin_words() -> None:
     from app.printing.overlay import break_lines
 

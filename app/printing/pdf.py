@@ -119,25 +119,12 @@ def render_pdf(
 
     `stylesheets` are files or CSS text (see `stylesheet`); images must be `data:` URLs.
     """
-    _install_caches()
-    sheets = [stylesheet(path) for path in stylesheets]
-    with _lock, _gc_paused():
-        try:
-            document = _HTML(string=html, url_fetcher=_data_only_fetcher()).render(
-                stylesheets=sheets, font_config=font_configuration(), cache=_ImageCache.shared
-            )
-            pages = len(document.pages)
-            anchors = tuple(tuple(page.anchors) for page in document.pages)
-            if expected_pages is not None and pages != expected_pages:
-                raise PdfLayoutError(
-                    f"expected {expected_pages} pages, laid out {pages}: some content does not fit its sheet"
-                )
-            if title:
-                document.metadata.title = title
-            pdf = document.write_pdf()
-        finally:
-            _ImageCache.shared.end_render()
-    return RenderedPdf(bytes(pdf), pages, anchors)
+    with _laid_out(html, stylesheets, expected_pages) as document:
+        anchors = tuple(tuple(page.anchors) for page in document.pages)
+        if title:
+            document.metadata.title = title
+        pdf = document.write_pdf()
+    return RenderedPdf(bytes(pdf), len(document.pages), anchors)
 
 
 def render_frame(
@@ -150,6 +137,16 @@ def render_frame(
     objects are copied into documents), and the places of its values read off the layout."""
     from app.printing.overlay import frame_slots
 
+    with _laid_out(html, stylesheets, expected_pages) as document:
+        places = frame_slots(document)
+        pdf = document.write_pdf(uncompressed_pdf=True)
+    return bytes(pdf), places
+
+
+@contextlib.contextmanager
+def _laid_out(html: str, stylesheets: Sequence[Path | str], expected_pages: int | None) -> Iterator[Any]:
+    """The laid-out WeasyPrint document, under the render lock with the collector paused; write
+    it inside the block. Raises PdfLayoutError if `expected_pages` is not met."""
     _install_caches()
     sheets = [stylesheet(path) for path in stylesheets]
     with _lock, _gc_paused():
@@ -162,11 +159,9 @@ def render_frame(
                 raise PdfLayoutError(
                     f"expected {expected_pages} pages, laid out {pages}: some content does not fit its sheet"
                 )
-            places = frame_slots(document)
-            pdf = document.write_pdf(uncompressed_pdf=True)
+            yield document
         finally:
             _ImageCache.shared.end_render()
-    return bytes(pdf), places
 
 
 @contextlib.contextmanager
