@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlmodel import col, select
 
 from app.db import Database, is_sqlite
+from app.models import AuditEntry
 from app.services import audit
 from app.services.audit import Actor, verify
 
@@ -156,3 +158,22 @@ def test_cli_audit_verify(sqlite_db: Database, tmp_path: Path) -> None:
     )
     assert broken.returncode == 1
     assert "seq 4" in broken.stderr
+
+
+def test_entries_are_chained_at_commit_and_dropped_with_a_rollback(db: Database) -> None:
+    """record() writes at commit: nothing of a rolled-back transaction or savepoint is kept, and
+    entries of concurrent transactions are numbered in commit order."""
+    with db.write_session() as session:
+        audit.record(session, ACTOR, "test.rolled_back")
+        session.rollback()
+        audit.record(session, ACTOR, "test.kept_outer")
+        with pytest.raises(RuntimeError), session.begin_nested():
+            audit.record(session, ACTOR, "test.in_failed_savepoint")
+            raise RuntimeError("savepoint rolls back")
+        with session.begin_nested():
+            audit.record(session, ACTOR, "test.in_released_savepoint")
+        session.commit()
+    with db.session() as session:
+        actions = [e.action for e in session.exec(select(AuditEntry).order_by(col(AuditEntry.seq))).all()]
+        assert actions == ["test.kept_outer", "test.in_released_savepoint"]
+        assert verify(session).ok

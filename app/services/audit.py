@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session as SqlAlchemySession
+from sqlalchemy.orm import Session as SqlAlchemySession, SessionTransaction
 from sqlmodel import Session, col, select
 
 from app.models import AuditEntry, AuditHead
@@ -98,7 +98,10 @@ def record(
         prev_hash="",
         entry_hash="",
     )
-    session.info.setdefault(_PENDING, []).append((entry, at is not None))
+    if session.get_transaction() is None:
+        session.connection()  # begin the transaction the entry belongs to (a rollback drops it)
+    savepoint = session.get_nested_transaction()
+    session.info.setdefault(_PENDING, []).append((entry, at is not None, savepoint))
     return entry
 
 
@@ -108,12 +111,12 @@ _PENDING = "madoguchi.audit.pending"
 def write_pending(session: Session) -> None:
     """Number, hash and add the entries recorded in this transaction (called before it commits;
     call it yourself to see them in a query before the commit)."""
-    pending: list[tuple[AuditEntry, bool]] = session.info.pop(_PENDING, [])
+    pending: list[tuple[AuditEntry, bool, SessionTransaction | None]] = session.info.pop(_PENDING, [])
     if not pending:
         return
     head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
     now = utcnow()
-    for entry, time_given in pending:
+    for entry, time_given, _ in pending:
         entry.seq = head.seq + 1
         if not time_given:
             entry.at = now
@@ -132,9 +135,24 @@ def _append_pending(session: SqlAlchemySession) -> None:
         write_pending(session)  # type: ignore[arg-type]
 
 
-@event.listens_for(SqlAlchemySession, "after_rollback")
-def _drop_pending(session: SqlAlchemySession) -> None:
-    session.info.pop(_PENDING, None)
+@event.listens_for(SqlAlchemySession, "after_soft_rollback")
+def _drop_pending(session: SqlAlchemySession, previous_transaction: SessionTransaction) -> None:
+    """A rollback drops the entries recorded in what it rolled back: the whole transaction, or a
+    savepoint (with the savepoints inside it)."""
+    if previous_transaction.parent is None:
+        session.info.pop(_PENDING, None)
+        return
+
+    def inside(savepoint: SessionTransaction | None) -> bool:
+        while savepoint is not None:
+            if savepoint is previous_transaction:
+                return True
+            savepoint = savepoint.parent
+        return False
+
+    pending = session.info.get(_PENDING)
+    if pending:
+        session.info[_PENDING] = [item for item in pending if not inside(item[2])]
 
 
 @dataclass
