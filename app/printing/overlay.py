@@ -292,14 +292,18 @@ def _is_variation_selector(char: str) -> bool:
 
 class EmbeddedFont:
     """One font file: its glyphs by character (with variation sequences), advances, metrics and
-    subsets (kept by glyph set: a town's rare characters recur, and subsetting IPAmj明朝 walks all
-    46 MB of it, ~20 ms)."""
+    subsets as PDF font files — kept by glyph set with `keep_subsets` (IPAmj明朝: subsetting it
+    costs ~17 ms whatever it keeps, HarfBuzz walks all 46 MB; its fonts hold one glyph each, see
+    `_text_ops`, so a rare character is subset once per process; a one-glyph file is ~2.5 KB)."""
 
-    SUBSET_CACHE_BYTES = 16 << 20
+    SUBSET_CACHE_BYTES = 8 << 20
 
-    def __init__(self, family: str, path: Path) -> None:
+    def __init__(self, family: str, path: Path, *, keep_subsets: bool) -> None:
         hb, _ = _harfbuzz()
         self.family = family
+        self.keep_subsets = keep_subsets  # worth it only where subsetting is slow (IPAmj明朝)
+        self._files: OrderedDict[frozenset[int], bytes] = OrderedDict()
+        self._files_bytes = 0
         self.path = path
         self._blob = hb.hb_blob_create_from_file(str(path).encode())
         self._face = hb.hb_face_create(self._blob, 0)
@@ -307,8 +311,6 @@ class EmbeddedFont:
         self.upem = int(hb.hb_face_get_upem(self._face))
         self._glyphs: dict[str, int] = {}
         self._advances: dict[int, int] = {}
-        self._subsets: OrderedDict[frozenset[int], bytes] = OrderedDict()
-        self._subset_bytes = 0
         self._lock = threading.Lock()
         head = self._table(b"head")
         hhea = self._table(b"hhea")
@@ -360,13 +362,26 @@ class EmbeddedFont:
                 found = self._advances[gid] = int(hb.hb_font_get_glyph_h_advance(self._font, gid))
         return found
 
+    def subset_file(self, glyphs: frozenset[int]) -> bytes:
+        """The subset as a PDF font file stream object (compressed), kept like the subset."""
+        with self._lock:
+            cached = self._files.get(glyphs)
+            if cached is not None:
+                self._files.move_to_end(glyphs)
+                return cached
+        data = self.subset(glyphs)
+        stream = b"<</Length1 %d" % len(data) + _stream_object("", data)[2:]
+        if self.keep_subsets:
+            with self._lock:
+                self._files[glyphs] = stream
+                self._files_bytes += len(stream)
+                while self._files_bytes > self.SUBSET_CACHE_BYTES:
+                    _, dropped = self._files.popitem(last=False)
+                    self._files_bytes -= len(dropped)
+        return stream
+
     def subset(self, glyphs: frozenset[int]) -> bytes:
         """A TrueType subset with the glyph ids kept (so a page's glyph codes stay valid)."""
-        with self._lock:
-            cached = self._subsets.get(glyphs)
-            if cached is not None:
-                self._subsets.move_to_end(glyphs)
-                return cached
         hb, hb_subset = _harfbuzz()
         request = _ffi.gc(hb_subset.hb_subset_input_create_or_fail(), hb_subset.hb_subset_input_destroy)
         glyph_set = hb_subset.hb_subset_input_glyph_set(request)
@@ -379,25 +394,20 @@ class EmbeddedFont:
         blob = hb.hb_face_reference_blob(face)
         try:
             length = _ffi.new("unsigned int *")
-            data = bytes(_ffi.buffer(hb.hb_blob_get_data(blob, length), length[0]))
+            return bytes(_ffi.buffer(hb.hb_blob_get_data(blob, length), length[0]))
         finally:
             hb.hb_blob_destroy(blob)
             hb.hb_face_destroy(face)
-        with self._lock:
-            if glyphs not in self._subsets and len(data) < self.SUBSET_CACHE_BYTES // 4:
-                self._subsets[glyphs] = data
-                self._subset_bytes += len(data)
-                while self._subset_bytes > self.SUBSET_CACHE_BYTES:
-                    _, dropped = self._subsets.popitem(last=False)
-                    self._subset_bytes -= len(dropped)
-        return data
 
 
 @functools.cache
 def _fonts() -> tuple[EmbeddedFont, EmbeddedFont]:
     from app.printing.seal import font_file
 
-    return EmbeddedFont(FONT_BODY, font_file(FONT_BODY)), EmbeddedFont(FONT_NAMES, font_file(FONT_NAMES))
+    return (
+        EmbeddedFont(FONT_BODY, font_file(FONT_BODY), keep_subsets=False),
+        EmbeddedFont(FONT_NAMES, font_file(FONT_NAMES), keep_subsets=True),
+    )
 
 
 @dataclass(slots=True)
@@ -731,7 +741,7 @@ def compose(
         layouts = text_layouts(values, frame.places)
     pages: list[list[bytes]] = [[] for _ in frame.forms]
     page_images: list[list[tuple[str, _Image]]] = [[] for _ in frame.forms]
-    used: list[dict[int, str]] = [{}, {}]  # per font: glyph → characters
+    used: dict[str, tuple[int, dict[int, str]]] = {}  # font resource → (font, glyph → characters)
     for index, value in enumerate(values):
         place = frame.places.get(index)
         if place is None:  # laid out nowhere (hidden content?): never print a certificate without it
@@ -756,11 +766,10 @@ def compose(
             )
 
     writer = _Writer(frame.size)
-    font_refs: dict[int, int] = {}
-    for number, glyph_text in enumerate(used):
-        if glyph_text:
-            font_refs[number] = _embed_font(writer, fonts[number], glyph_text)
-    font_resources = "".join(f"/M{n} {ref} 0 R" for n, ref in font_refs.items())
+    font_resources = "".join(
+        f"/{name} {_embed_font(writer, fonts[font], glyph_text)} 0 R"
+        for name, (font, glyph_text) in used.items()
+    )
     pages_number = writer.reserve()
     kids: list[int] = []
     for page, form in enumerate(frame.forms):
@@ -822,8 +831,13 @@ def _text_ops(
     lines: list[list[tuple[str, int, int, float]]],
     place: TextPlace,
     page_height: float,
-    used: list[dict[int, str]],
+    used: dict[str, tuple[int, dict[int, str]]],
 ) -> bytes:
+    """The text operators of a value's lines. IPAex明朝 glyphs come from one font a document (its
+    subset is made for the document, ~1.5 ms); each IPAmj明朝 glyph from a font of its own, whose
+    subset is made once per process and kept (`EmbeddedFont.subset_file`): subsetting IPAmj costs
+    ~17 ms however few glyphs it keeps, and rare characters recur in a town in ever new
+    combinations."""
     ops: list[str] = [f"BT {_num(place.letter_spacing)} Tc"]
     for number, line in enumerate(lines):
         geometry = place.lines[number]
@@ -835,17 +849,18 @@ def _text_ops(
         else:
             x = geometry.x
         ops.append(f"1 0 0 1 {_num(x)} {_num(page_height - geometry.baseline)} Tm")
-        current = -1
+        current = ""
         codes: list[str] = []
         for cluster, font, gid, _ in line:
-            if font != current:
+            name = "M0" if font == 0 else f"J{gid}"
+            if name != current:
                 if codes:
                     ops.append(f"<{''.join(codes)}> Tj")
                     codes = []
-                ops.append(f"/M{font} {_num(place.font_size)} Tf")
-                current = font
+                ops.append(f"/{name} {_num(place.font_size)} Tf")
+                current = name
             codes.append(f"{gid:04X}")
-            used[font].setdefault(gid, cluster)
+            used.setdefault(name, (font, {}))[1].setdefault(gid, cluster)
         if codes:
             ops.append(f"<{''.join(codes)}> Tj")
     ops.append("ET\n")
@@ -854,10 +869,9 @@ def _text_ops(
 
 def _embed_font(writer: _Writer, font: EmbeddedFont, glyph_text: dict[int, str]) -> int:
     glyphs = frozenset(glyph_text) | {0}
-    data = font.subset(glyphs)
     tag = "".join(chr(65 + b % 26) for b in hashlib.sha1(repr(sorted(glyphs)).encode()).digest()[:6])
     name = f"{tag}+{font.family}"
-    file_ref = writer.add(b"<</Length1 %d" % len(data) + _stream_object("", data)[2:])
+    file_ref = writer.add(font.subset_file(glyphs))
     bbox = " ".join(str(v) for v in font.bbox)
     descriptor = writer.add(
         (
