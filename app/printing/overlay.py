@@ -38,7 +38,7 @@ import re
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ import segno
 from cffi import FFI  # type: ignore[import-untyped]
 from markupsafe import Markup, escape
 
-from app.printing.pdf import FONT_BODY, FONT_NAMES, needs_mj_font
+from app.printing.pdf import FONT_BODY, FONT_NAMES, is_variation_selector, mj_clusters, needs_mj_font
 from app.printing.qr import install as install_qr, qr_matrix
 
 __all__ = [
@@ -285,11 +285,6 @@ def _harfbuzz() -> tuple[Any, Any]:
     return _ffi.dlopen("libharfbuzz.so.0"), _ffi.dlopen("libharfbuzz-subset.so.0")
 
 
-def _is_variation_selector(char: str) -> bool:
-    code = ord(char)
-    return 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF
-
-
 class EmbeddedFont:
     """One font file: its glyphs by character (with variation sequences), advances, metrics and
     subsets as PDF font files — kept by glyph set with `keep_subsets` (IPAmj明朝: subsetting it
@@ -344,7 +339,7 @@ class EmbeddedFont:
         out = _ffi.new("hb_codepoint_t *")
         gid = 0
         base = ord(cluster[0])
-        variant = len(cluster) > 1 and _is_variation_selector(cluster[1])
+        variant = len(cluster) > 1 and is_variation_selector(cluster[1])
         with self._lock:  # HarfBuzz fonts are read from one thread at a time here
             if variant and hb.hb_font_get_variation_glyph(self._font, base, ord(cluster[1]), out):
                 gid = int(out[0])
@@ -410,25 +405,6 @@ def _fonts() -> tuple[EmbeddedFont, EmbeddedFont]:
     )
 
 
-@dataclass(slots=True)
-class _Run:
-    font: int  # 0: IPAex明朝, 1: IPAmj明朝
-    glyphs: list[int]
-    text: list[str]  # the characters of each glyph (for ToUnicode)
-    width: float  # pt at the place's size, letter spacing included
-
-
-def _clusters(text: str) -> Iterable[tuple[str, bool]]:
-    for run, rare in needs_mj_font(text):
-        index = 0
-        while index < len(run):
-            end = index + 1
-            while end < len(run) and _is_variation_selector(run[end]):
-                end += 1
-            yield run[index:end], rare
-            index = end
-
-
 _SPACES = re.compile(r"[ \t\r\n\f]+")
 
 
@@ -436,7 +412,7 @@ def _shape(text: str, place: TextPlace) -> list[tuple[str, int, int, float]]:
     """(cluster, font, glyph, advance in pt including letter spacing) for each character."""
     fonts = _fonts()
     shaped: list[tuple[str, int, int, float]] = []
-    for cluster, rare in _clusters(text):
+    for cluster, rare in mj_clusters(text):
         font = 1 if rare else 0
         gid = fonts[font].glyph(cluster)
         if not gid and not rare:
@@ -900,7 +876,7 @@ def _embed_font(writer: _Writer, font: EmbeddedFont, glyph_text: dict[int, str])
 
 def _to_unicode(glyph_text: Mapping[int, str]) -> bytes:
     entries = [
-        f"<{gid:04X}> <{''.join(c for c in text if not _is_variation_selector(c)).encode('utf-16-be').hex().upper()}>"
+        f"<{gid:04X}> <{''.join(c for c in text if not is_variation_selector(c)).encode('utf-16-be').hex().upper()}>"
         for gid, text in sorted(glyph_text.items())
     ]
     blocks = []

@@ -59,7 +59,9 @@ __all__ = [
     "PdfLayoutError",
     "RenderedPdf",
     "font_charset",
+    "is_variation_selector",
     "missing_fonts",
+    "mj_clusters",
     "needs_mj_font",
     "render_frame",
     "render_pdf",
@@ -242,28 +244,37 @@ def font_charset(family: str) -> frozenset[int]:
     return frozenset(set.intersection(*charsets)) if charsets else frozenset()
 
 
-def _is_variation_selector(char: str) -> bool:
+def is_variation_selector(char: str) -> bool:
     code = ord(char)
     return 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF
 
 
-def needs_mj_font(text: str) -> list[tuple[str, bool]]:
-    """`text` cut into runs, each with whether it must be set in IPAmj明朝: characters IPAex明朝
-    lacks, and characters followed by a variation selector (an MJ glyph chosen by IVS), with
-    their selectors. The runs join back into `text`."""
+def mj_clusters(text: str) -> Iterator[tuple[str, bool]]:
+    """Each character of `text` with its variation selectors, and whether it must be set in
+    IPAmj明朝: characters IPAex明朝 lacks, and characters followed by a variation selector (an MJ
+    glyph chosen by IVS)."""
     body = font_charset(FONT_BODY)
-    runs: list[tuple[str, bool]] = []
     index = 0
     while index < len(text):
         end = index + 1
-        while end < len(text) and _is_variation_selector(text[end]):
+        while end < len(text) and is_variation_selector(text[end]):
             end += 1
-        mj = end > index + 1 or ord(text[index]) not in body or _is_variation_selector(text[index])
-        if runs and runs[-1][1] == mj:
-            runs[-1] = (runs[-1][0] + text[index:end], mj)
-        else:
-            runs.append((text[index:end], mj))
+        yield (
+            text[index:end],
+            end > index + 1 or ord(text[index]) not in body or is_variation_selector(text[index]),
+        )
         index = end
+
+
+def needs_mj_font(text: str) -> list[tuple[str, bool]]:
+    """`text` cut into runs, each with whether it must be set in IPAmj明朝 (see `mj_clusters`).
+    The runs join back into `text`."""
+    runs: list[tuple[str, bool]] = []
+    for cluster, mj in mj_clusters(text):
+        if runs and runs[-1][1] == mj:
+            runs[-1] = (runs[-1][0] + cluster, mj)
+        else:
+            runs.append((cluster, mj))
     return runs
 
 
