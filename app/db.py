@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session
 
 _IMMEDIATE = "madoguchi_sqlite_immediate"
@@ -83,6 +84,17 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Any) -> None:
         immediate = connection.get_execution_options().get(_IMMEDIATE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def rolled_back_with(savepoint: SessionTransaction | None, rolled_back: SessionTransaction) -> bool:
+    """Whether what was recorded under `savepoint` (None: the transaction itself) is undone by
+    rolling back `rolled_back`: it is that savepoint or one inside it. For work kept in
+    ``session.info`` until the commit (audit entries, events)."""
+    while savepoint is not None:
+        if savepoint is rolled_back:
+            return True
+        savepoint = savepoint.parent
+    return False
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -215,13 +215,15 @@ def bench_app_factory() -> Any:
 
 def _install_print_timers() -> None:
     """Timers on the certificate's making (in the web's print threads or in the arq workers)."""
+    import app.printing.certificates as printing_certificates
     import app.services.audit as audit_service
     import app.services.certificates as certificates
 
     _timed(certificates, "run_print_order", "run_print_order (reserve+render+sign+store+record)")
     _timed(certificates, "_prepare_print", "_prepare_print (registry rows, serials)")
     _timed(certificates, "_record_issue", "_record_issue (issue, copies, office job, audit)")
-    _timed(certificates, "render_certificate", "render_certificate (WeasyPrint)")
+    _timed(certificates, "render_certificate", "render_certificate (frame + values)")
+    _timed(printing_certificates, "render_frame", "render_frame (a new frame laid out by WeasyPrint)")
     _timed(certificates, "sign_pdf", "sign_pdf (PAdES, pyHanko)")
     _timed(certificates, "make_demo_seal", "make_demo_seal (a seal PNG drawn per certificate)")
     _timed(audit_service, "record", "audit.record (incl. wait for the chain lock)")
@@ -1811,7 +1813,7 @@ def _start_py_spy(
 
 
 PROFILE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("render_certificate (WeasyPrint)", ("render_certificate",)),
+    ("render_certificate (frame + values)", ("render_certificate",)),
     ("sign_pdf (pyHanko)", ("sign_pdf",)),
     ("object store put", ("storage.py",)),
     ("kiosk confirm (all of it)", ("confirm_submit",)),

@@ -3,8 +3,9 @@
     uv run python bench/bench_receipt.py                 # 50 receipts per variant
     uv run python bench/bench_receipt.py --count 200 --keep bench/out/receipts
 
-Each variant prints the same receipt (title, big reception number, five lines of Japanese, a QR
-code, footer) through ``ReceiptPrinter.print_receipt`` to an ``EscposPrinterSimulator`` on
+Each variant prints the same kind of receipt (title, big reception number, five lines of
+Japanese, a QR code, footer), each with its own number, time and QR code as at a kiosk (the
+driver keeps drawn lines and the last QR codes: repeating one receipt would measure only those), through ``ReceiptPrinter.print_receipt`` to an ``EscposPrinterSimulator`` on
 127.0.0.1 over TCP, and reports median / p95 / max of:
 
 - ``render``: building the ESC/POS bytes (Pillow text rendering, QR, GS v 0 packing) alone;
@@ -25,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +53,19 @@ RECEIPT = Receipt(
     qr="https://madoguchi.example/r/7f3a9c2e?n=128",
     footer=[ReceiptLine("QRコードで呼び出し状況を確認できます", align="center")],
 )
+
+
+def receipt_number(index: int) -> Receipt:
+    """RECEIPT as the index-th of the day: its own number, reception time and QR code."""
+    lines = list(RECEIPT.lines)
+    lines[2] = ReceiptLine(f"受付日時　令和8年11月21日（土）{9 + index // 60 % 8}:{index % 60:02d}")
+    return replace(
+        RECEIPT,
+        number=str(100 + index),
+        lines=lines,
+        qr=f"https://madoguchi.example/r/{index:08x}?n={100 + index}",
+    )
+
 
 VARIANTS: list[tuple[str, int, dict[str, object]]] = [
     ("raster text + raster QR, 80 mm", 80, {}),
@@ -84,10 +99,11 @@ def run(count: int, out_root: Path) -> None:
             render: list[float] = []
             total: list[float] = []
             size = 0
-            for _ in range(count):
+            for index in range(count):
+                receipt = receipt_number(2 * index + 1)
                 started = time.perf_counter()
                 data = build_receipt_bytes(
-                    RECEIPT,
+                    receipt,
                     printer.width,
                     font_path=printer.font_path,
                     native_qr=printer.native_qr,
@@ -96,7 +112,7 @@ def run(count: int, out_root: Path) -> None:
                 render.append(time.perf_counter() - started)
                 size = len(data)
                 started = time.perf_counter()
-                printer.print_receipt(RECEIPT)
+                printer.print_receipt(receipt_number(2 * index + 2))
                 total.append(time.perf_counter() - started)
             receipts = sim.wait_for_receipts(count + 1, timeout=60)
         print(f"{name}  ({size / 1024:.1f} KiB per receipt, {len(receipts)} printed)")

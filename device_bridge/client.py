@@ -333,9 +333,11 @@ def submit_office(
     elif duplex in ("long", "short"):
         duplex_arg = "long" if duplex == "long" else "short"
     try:
-        cups_id = printer.print_pdf(pdf, copies=order.copies, duplex=duplex_arg, tray=tray, title=title)
+        cups_id = printer.print_pdf(
+            pdf, copies=order.copies, duplex=duplex_arg, tray=tray, title=title, checked=True
+        )
     except (PrinterUnavailable, OSError) as exc:
-        # lp failed, or timed out: did CUPS take it anyway? It knows the job by its title.
+        # The Print-Job failed, or timed out: did CUPS take it anyway? It knows the job by its title.
         found = printer.find_job(title)  # PrinterUnavailable: stays 'sending', resolved on retry
         if found is None:
             journal.back_to_received(order.id, order.attempt, str(exc))

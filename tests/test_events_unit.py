@@ -389,9 +389,9 @@ def test_publish_on_commit_waits_for_commit(event_db: Database) -> None:
     with event_db.write_session() as session:
         first = publish_on_commit(session, "staff", "a", {"n": 1})
         second = publish_on_commit(session, "location:2", "b", {"n": 2})
-        assert first.id is not None and second.id is not None and first.id < second.id
-        assert sink.events == []  # flushed, not committed
+        assert sink.events == []  # recorded, not committed
         session.commit()
+    assert first.id is not None and second.id is not None and first.id < second.id
     assert [(e.id, e.topic, e.type, e.data) for e in sink.events] == [
         (first.id, "staff", "a", {"n": 1}),
         (second.id, "location:2", "b", {"n": 2}),
@@ -505,3 +505,53 @@ def test_a_released_savepoint_publishes_nothing_until_the_commit(tmp_path: Path)
     finally:
         set_event_sink(previous)
         db.dispose()
+
+
+def test_a_transactions_events_are_written_together_before_its_commit(db: Database) -> None:
+    """One INSERT for all events of a transaction, ids in the order they were recorded; those
+    of a savepoint that rolled back are neither written nor published (SQLite and PostgreSQL)."""
+    from sqlalchemy import event as sa_event, func, select
+
+    from app.models import EventRecord
+
+    sink = Collect()
+    set_event_sink(sink)
+    inserts: list[int] = []
+
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO EVENT_RECORD"):
+            inserts.append(1)
+
+    with db.session() as session:
+        before = session.exec(select(func.count()).select_from(EventRecord)).one()
+    sa_event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        with db.write_session() as session:
+            records = [publish_on_commit(session, "staff", "tick", {"n": n}) for n in range(3)]
+            savepoint = session.begin_nested()
+            publish_on_commit(session, "staff", "undone", {"n": 99})
+            inner = session.begin_nested()
+            publish_on_commit(session, "staff", "undone", {"n": 98})
+            inner.commit()  # released, then its parent rolls back: gone too
+            savepoint.rollback()
+            with session.begin_nested():
+                records.append(publish_on_commit(session, "location:2", "kept", {"n": 3}))
+            assert session.exec(select(func.count()).select_from(EventRecord)).one() == before
+            assert sink.events == []
+            session.commit()
+    finally:
+        sa_event.remove(db.engine, "before_cursor_execute", count)
+    assert len(inserts) == 1
+    ids = [record.id for record in records]
+    assert all(i is not None for i in ids) and ids == sorted(ids)  # type: ignore[type-var]
+    assert [(e.id, e.type, e.data) for e in sink.events] == [
+        (ids[0], "tick", {"n": 0}),
+        (ids[1], "tick", {"n": 1}),
+        (ids[2], "tick", {"n": 2}),
+        (ids[3], "kept", {"n": 3}),
+    ]
+    with db.session() as session:
+        stored = session.exec(
+            select(EventRecord.id, EventRecord.data).where(EventRecord.id >= ids[0]).order_by(EventRecord.id)
+        ).all()
+    assert [(i, data) for i, data in stored] == [(e.id, e.data) for e in sink.events]

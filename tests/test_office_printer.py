@@ -1,12 +1,18 @@
 """Office printer driver against a real CUPS queue whose backend writes jobs into a folder.
 
-Needs CUPS (cupsd, lp, lpadmin: apt-get install cups cups-client) and root to set up the queue;
-scripts/test runs as root. Each run makes its own queue (madoguchi-test-<pid>) and removes it.
+Needs CUPS (cupsd, lpadmin, cupsenable …: apt-get install cups cups-client) and root to set up the
+queue; scripts/test runs as root. No environment variables. Each run makes its own queue
+(madoguchi-test-<pid>) and removes it. The backend script itself is also run directly with /bin/sh
+(no CUPS needed for those tests).
 """
 
 from __future__ import annotations
 
+import getpass
+import json
 import os
+import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -75,7 +81,14 @@ def test_pdf_with_two_copies_duplex_and_tray_lands_in_the_folder(
     printer: OfficePrinter, sim_queue: SimulatedQueue
 ) -> None:
     pdf = minimal_pdf()
-    job_id = printer.print_pdf(pdf, copies=2, duplex="long", tray="tray-2", title="住民票の写し")
+    job_id = printer.print_pdf(
+        pdf,
+        copies=2,
+        duplex="long",
+        tray="tray-2",
+        title="住民票の写し",
+        options={"print-quality": "5", "madoguchi-note": "窓口 2番"},
+    )
     assert isinstance(job_id, int) and job_id > 0
 
     final = printer.wait(job_id, timeout=60)
@@ -87,11 +100,43 @@ def test_pdf_with_two_copies_duplex_and_tray_lands_in_the_folder(
     assert files[0].read_bytes() == pdf and files[1].read_bytes() == pdf
     info = sim_queue.wait_for_job(job_id, timeout=5)
     assert info["copies"] == 2
+    assert info["user"] == getpass.getuser()
     assert info["title"] == "住民票の写し"
     assert info["format"] == "pdf"
+    assert [(f.stat().st_mode & 0o777) for f in files] == [0o644, 0o644]
     options = str(info["options"]).split()
     assert "sides=two-sided-long-edge" in options
     assert "media-source=tray-2" in options
+    assert "print-quality=5" in options  # an integer
+    assert "madoguchi-note=窓口\\ 2番" in str(info["options"])  # a name; CUPS escapes the space
+
+
+def test_title_with_quote_backslash_and_japanese_reaches_the_backend_json(
+    printer: OfficePrinter, sim_queue: SimulatedQueue
+) -> None:
+    title = '住民票の写し "窓口" C:\\madoguchi\\'
+    job_id = printer.print_pdf(minimal_pdf(), copies=2, title=title)
+    assert printer.wait(job_id, timeout=60).state is JobState.COMPLETED
+    text = (sim_queue.folder / f"job-{job_id}.json").read_text(encoding="utf-8")
+    info = json.loads(text)
+    assert info == {
+        "job_id": job_id,
+        "user": getpass.getuser(),
+        "title": title,
+        "copies": 2,
+        "options": info["options"],
+        "format": "pdf",
+    }
+    assert [f.name for f in sim_queue.job_files(job_id)] == [f"job-{job_id}-1.pdf", f"job-{job_id}-2.pdf"]
+
+
+def test_bytes_that_are_not_a_pdf(printer: OfficePrinter, sim_queue: SimulatedQueue) -> None:
+    data = b"plain text, not a PDF\n"
+    job_id = printer.print_pdf(data)
+    assert printer.wait(job_id, timeout=60).state is JobState.COMPLETED
+    assert [f.read_bytes() for f in sim_queue.job_files(job_id)] == [data]
+    info = sim_queue.wait_for_job(job_id)
+    assert info["format"] == "bin" and info["title"] == "(stdin)" and info["copies"] == 1
 
 
 def test_pdf_from_a_file_one_sided(printer: OfficePrinter, sim_queue: SimulatedQueue, tmp_path: Path) -> None:
@@ -100,7 +145,11 @@ def test_pdf_from_a_file_one_sided(printer: OfficePrinter, sim_queue: SimulatedQ
     job_id = printer.print_pdf(path, duplex=False)
     assert printer.wait(job_id, timeout=60).state is JobState.COMPLETED
     assert sim_queue.job_files(job_id)[0].read_bytes() == path.read_bytes()
-    assert "sides=one-sided" in str(sim_queue.wait_for_job(job_id)["options"]).split()
+    info = sim_queue.wait_for_job(job_id)
+    assert "sides=one-sided" in str(info["options"]).split()
+    assert info["title"] == "guide.pdf"  # named after the file, as lp names it
+    with pytest.raises(FileNotFoundError):
+        printer.print_pdf(tmp_path / "missing.pdf")
 
 
 def test_queue_status(printer: OfficePrinter) -> None:
@@ -111,11 +160,13 @@ def test_queue_status(printer: OfficePrinter) -> None:
 
 def test_disabled_queue_raises_printer_unavailable(printer: OfficePrinter, sim_queue: SimulatedQueue) -> None:
     before = len(sim_queue.documents())
+    queued = printer.jobs("not-completed")
     cups("cupsdisable", "-r", "stopped by the test", sim_queue.queue)
     try:
         with pytest.raises(PrinterUnavailable) as caught:
             printer.print_pdf(minimal_pdf())
         assert caught.value.reason == f"プリンター「{sim_queue.queue}」が停止しています"
+        assert printer.jobs("not-completed") == queued  # refused before anything was queued
     finally:
         cups("cupsenable", sim_queue.queue)
     assert len(sim_queue.documents()) == before
@@ -138,7 +189,61 @@ def test_missing_queue_raises_printer_unavailable(sim_queue: SimulatedQueue) -> 
     assert not printer.queue_status().exists
     with pytest.raises(PrinterUnavailable) as caught:
         printer.print_pdf(minimal_pdf())
-    assert "見つかりません" in caught.value.reason
+    assert (
+        caught.value.reason
+        == "プリンター「madoguchi-no-such-queue」が見つかりません（設定を確認してください）"
+    )
+
+
+def unchecked(printer: OfficePrinter, monkeypatch: pytest.MonkeyPatch) -> OfficePrinter:
+    """The printer without the check before Print-Job: the queue changes between check and job."""
+    monkeypatch.setattr(printer, "check_available", lambda: None)
+    return printer
+
+
+def test_print_job_errors_from_cups_are_mapped(
+    sim_queue: SimulatedQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = unchecked(OfficePrinter.from_config({"queue": "madoguchi-no-such-queue"}), monkeypatch)
+    with pytest.raises(PrinterUnavailable) as caught:
+        missing.print_pdf(minimal_pdf())  # client-error-not-found
+    assert (
+        caught.value.reason
+        == "プリンター「madoguchi-no-such-queue」が見つかりません（設定を確認してください）"
+    )
+
+    printer = unchecked(OfficePrinter.from_config({"queue": sim_queue.queue}), monkeypatch)
+    cups("cupsreject", sim_queue.queue)
+    try:
+        with pytest.raises(PrinterUnavailable) as caught:
+            printer.print_pdf(minimal_pdf())  # server-error-not-accepting-jobs
+        assert caught.value.reason == f"プリンター「{sim_queue.queue}」が印刷の受付を停止しています"
+    finally:
+        cups("cupsaccept", sim_queue.queue)
+
+    with pytest.raises(PrinterUnavailable) as caught:
+        printer.print_pdf(b"")  # client-error-bad-request, with CUPS's status-message
+    assert caught.value.reason == "印刷できませんでした（No file in print request.）"
+
+
+def test_no_scheduler_raises_printer_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nowhere = OfficePrinter.from_config({"queue": "q", "server": str(tmp_path / "no-cups.sock")})
+    with pytest.raises(PrinterUnavailable) as caught:
+        nowhere.print_pdf(minimal_pdf())
+    assert caught.value.reason == "印刷サービス（CUPS）に接続できません"
+    with pytest.raises(PrinterUnavailable) as caught:
+        unchecked(nowhere, monkeypatch).print_pdf(minimal_pdf())
+    assert caught.value.reason == "印刷サービス（CUPS）に接続できません"
+
+    # A scheduler that takes the connection and never answers.
+    path = tmp_path / "silent.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
+        silent.bind(str(path))
+        silent.listen()
+        slow = OfficePrinter.from_config({"queue": "q", "server": str(path), "timeout": 0.3})
+        with pytest.raises(PrinterUnavailable) as caught:
+            unchecked(slow, monkeypatch).print_pdf(minimal_pdf())
+        assert caught.value.reason == "印刷サービス（CUPS）が応答しません"
 
 
 def test_cancel_a_held_job(printer: OfficePrinter, sim_queue: SimulatedQueue) -> None:
@@ -152,6 +257,18 @@ def test_cancel_a_held_job(printer: OfficePrinter, sim_queue: SimulatedQueue) ->
     assert final.state is JobState.CANCELLED
     assert printer.cancel(job_id) is False  # already finished
     assert sim_queue.job_files(job_id) == []
+    with pytest.raises(JobNotFound):
+        printer.cancel(987_654)
+
+
+def test_queue_that_wants_authenticated_users(printer: OfficePrinter, sim_queue: SimulatedQueue) -> None:
+    cups("lpadmin", "-p", sim_queue.queue, "-o", "printer-op-policy=authenticated")
+    try:
+        job_id = printer.print_pdf(minimal_pdf(), options={"job-hold-until": "indefinite"})  # PeerCred
+        assert printer.job_state(job_id).state is JobState.HELD
+        assert printer.cancel(job_id) is True
+    finally:
+        cups("lpadmin", "-p", sim_queue.queue, "-o", "printer-op-policy=default")
 
 
 def test_find_a_job_by_its_title(printer: OfficePrinter) -> None:
@@ -173,6 +290,13 @@ def test_unknown_job(printer: OfficePrinter) -> None:
 def test_setup_is_idempotent_and_the_cli_reports(sim_queue: SimulatedQueue, printer: OfficePrinter) -> None:
     again = office_printer.setup(sim_queue.queue, sim_queue.folder)
     assert again == sim_queue
+    backend = office_printer.backend_path()
+    assert backend.read_text(encoding="utf-8") == office_printer.BACKEND_SCRIPT
+    # An older backend (still working: other queues may be printing) is replaced by setup.
+    backend.write_text(office_printer.BACKEND_SCRIPT + "# an older version\n", encoding="utf-8")
+    office_printer.setup(sim_queue.queue, sim_queue.folder)
+    assert backend.read_text(encoding="utf-8") == office_printer.BACKEND_SCRIPT
+    assert stat.S_IMODE(backend.stat().st_mode) == 0o700
     result = subprocess.run(
         [
             sys.executable,
@@ -196,6 +320,71 @@ def test_bad_configuration_is_refused() -> None:
     for bad in ({}, {"queue": ""}, {"queue": "q", "timeout": 0}, {"queue": "q", "colour": True}):
         with pytest.raises(ValueError):
             OfficePrinter.from_config(bad)
-    printer = OfficePrinter.from_config({"queue": "q"})
-    with pytest.raises(ValueError):
-        printer.print_pdf(b"%PDF-", copies=0)
+    printer = OfficePrinter.from_config({"queue": "q", "server": "/nonexistent/cups.sock"})
+    for bad_call in (
+        {"copies": 0},
+        {"copies": 1000},
+        {"duplex": "sideways"},
+        {"options": {"bad name": "x"}},
+        {"options": {"note": "x" * 1024}},
+    ):
+        with pytest.raises(ValueError):
+            printer.print_pdf(b"%PDF-", **bad_call)  # type: ignore[arg-type]
+
+
+# --- the backend script, run directly (as cupsd runs it: /bin/sh, umask 077) ---------------------
+
+
+def run_backend(
+    folder: Path, args: list[str], *, stdin: bytes | None = None, content_type: str = "application/pdf"
+) -> subprocess.CompletedProcess[bytes]:
+    script = folder.parent / "backend.sh"
+    script.write_text(office_printer.BACKEND_SCRIPT, encoding="utf-8")
+    env = {"PATH": "/usr/bin:/bin", "DEVICE_URI": f"madoguchi-folder:{folder}", "CONTENT_TYPE": content_type}
+    return subprocess.run(
+        ["/bin/sh", "-c", 'umask 077 && exec /bin/sh "$0" "$@"', str(script), *args],
+        input=stdin or b"",
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("content_type", ["application/pdf", "application/octet-stream"])
+def test_backend_writes_copies_and_valid_json(tmp_path: Path, content_type: str) -> None:
+    folder = tmp_path / "out"
+    spool = tmp_path / "d00042-001"
+    spool.write_bytes(minimal_pdf())
+    title = '住民票の写し "窓口" C:\\madoguchi\\ tab\there'
+    options = 'sides=one-sided madoguchi-note=\\"x\\" media-source=tray-2'
+    result = run_backend(folder, ["42", "root", title, "2", options, str(spool)], content_type=content_type)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["job-42-1.pdf", "job-42-2.pdf", "job-42.json"]
+    for path in folder.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert (folder / "job-42-1.pdf").read_bytes() == (folder / "job-42-2.pdf").read_bytes() == minimal_pdf()
+    assert json.loads((folder / "job-42.json").read_text(encoding="utf-8")) == {
+        "job_id": 42,
+        "user": "root",
+        "title": title.replace("\t", ""),  # control characters are dropped
+        "copies": 2,
+        "options": options,
+        "format": "pdf",
+    }
+    plain = run_backend(folder, ["43", "root", "住民票", "1", "sides=one-sided", str(spool)])
+    assert plain.returncode == 0, plain.stderr
+    assert (folder / "job-43.json").read_text(encoding="utf-8") == (
+        '{"job_id": 43, "user": "root", "title": "住民票", "copies": 1, "options": "sides=one-sided", '
+        '"format": "pdf"}\n'
+    )
+
+
+def test_backend_reads_filtered_data_from_stdin(tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    result = run_backend(folder, ["7", "root", "x", "3", ""], stdin=b"not a pdf", content_type="text/plain")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["job-7-1.bin", "job-7.json"]  # filters made copies
+    assert (folder / "job-7-1.bin").read_bytes() == b"not a pdf"
+    assert stat.S_IMODE((folder / "job-7-1.bin").stat().st_mode) == 0o644
+    info = json.loads((folder / "job-7.json").read_text(encoding="utf-8"))
+    assert info["copies"] == 1 and info["format"] == "bin"

@@ -10,12 +10,14 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import zxingcpp
 from PIL import Image, ImageChops, ImageFont
 
+import device_bridge.drivers.receipt as receipt_module
 from device_bridge.drivers.receipt import (
     PrinterStatus,
     PrinterUnavailable,
@@ -63,7 +65,11 @@ def sim58(tmp_path: Path) -> Iterator[EscposPrinterSimulator]:
 def decode_qr(path: Path | None) -> list[str]:
     assert path is not None
     with Image.open(path) as image:
-        return [result.text for result in zxingcpp.read_barcodes(image.convert("L"))]
+        return decode_qr_image(image)
+
+
+def decode_qr_image(image: Image.Image) -> list[str]:
+    return [result.text for result in zxingcpp.read_barcodes(image.convert("L"))]
 
 
 def ink(image: Image.Image) -> int:
@@ -168,6 +174,21 @@ def test_receipts_follow_one_another(sim: EscposPrinterSimulator) -> None:
         [f"https://madoguchi.example/r/{n}"] for n in ("001", "002", "003")
     ]
     assert sim.connections_served == 3
+
+
+def test_drawn_lines_and_qr_codes_are_reused_without_changing_a_receipt() -> None:
+    """The driver keeps drawn text lines and the last QR codes: a receipt built from the caches is
+    byte for byte the one built afresh, and a new number or QR never shows an earlier one."""
+    width = 576  # dots: 80 mm paper
+    fresh = build_receipt_bytes(RECEIPT, width)
+    other = replace(RECEIPT, number="013", qr="https://madoguchi.example/r/other?n=013")
+    other_bytes = build_receipt_bytes(other, width)
+    assert build_receipt_bytes(RECEIPT, width) == fresh
+    assert other_bytes != fresh
+    receipt_module._text_blocks.cache_clear()
+    receipt_module._qr_symbol.cache_clear()
+    assert build_receipt_bytes(other, width) == other_bytes
+    assert decode_qr_image(render_receipt(other, width)) == [other.qr]
 
 
 def test_bytes_arriving_in_small_pieces_print_the_same(sim: EscposPrinterSimulator) -> None:

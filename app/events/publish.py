@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event as sa_event, inspect
+from sqlalchemy import event as sa_event, insert
 from sqlalchemy.orm import Session as OrmSession, SessionTransaction
 from sqlmodel import Session, col, select
 
-from app.db import Database
+from app.db import Database, rolled_back_with
 from app.events.broker import DEFAULT_CHANNEL, RedisSyncPublisher, is_redis_url
 from app.events.types import Event, check_event_type, check_topic, json_roundtrip
 from app.models import EventRecord
@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 EventSink = Callable[[Event], None]
 
-_PENDING = "madoguchi.events.pending"
+_PENDING = "madoguchi.events.pending"  # recorded, not yet written
+_READY = "madoguchi.events.ready"  # written in this transaction, published after its commit
 _sink_lock = threading.Lock()
 _sink: EventSink | None = None
 
@@ -86,9 +87,11 @@ def publish_on_commit(
 ) -> EventRecord:
     """Record an event in `session`'s transaction; publish it once that transaction commits.
 
-    Flushes the session to get the event id (ids follow commit order on SQLite, whose writers
-    hold the write lock from their first statement). Nothing is published if the transaction
-    rolls back, or if the savepoint that wrote the record rolls back.
+    The records of a transaction are written together just before it commits (one INSERT for
+    all of them, `write_pending_events`), which also gives them their ids; on SQLite, whose
+    writers hold the write lock from their first statement, ids then follow commit order.
+    Nothing is published or kept if the transaction rolls back, or if the savepoint that recorded
+    the event rolls back.
 
     Raises EventError for an unknown topic, a bad type, or data that is not JSON.
     """
@@ -96,23 +99,54 @@ def publish_on_commit(
     check_event_type(type)
     payload = json_roundtrip(data or {})
     record = EventRecord(topic=topic, type=type, data=payload)
-    session.add(record)
-    session.flush()
-    assert record.id is not None
-    # Built now: after the commit the record may be expired and no SQL may run in the hook.
-    event = Event(id=record.id, topic=topic, type=type, data=json_roundtrip(payload), at=record.at)
-    session.info.setdefault(_PENDING, []).append((record, event))
+    if session.get_transaction() is None:
+        session.connection()  # begin the transaction the event belongs to (a rollback drops it)
+    savepoint = session.get_nested_transaction()
+    session.info.setdefault(_PENDING, []).append((record, savepoint))
     return record
+
+
+def write_pending_events(session: Session) -> None:
+    """Insert the events recorded in this transaction, in order, with one statement (called
+    before the transaction commits; call it yourself to see them in a query before the commit)."""
+    pending: list[tuple[EventRecord, SessionTransaction | None]] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    records = [record for record, _ in pending]
+    table = EventRecord.__table__  # type: ignore[attr-defined]
+    rows = [{"at": r.at, "topic": r.topic, "type": r.type, "data": r.data} for r in records]
+    if len(rows) == 1 or session.get_bind().dialect.name != "sqlite":
+        # PostgreSQL: SQLAlchemy's "insertmanyvalues" sends one INSERT … VALUES … RETURNING and
+        # matches the ids to the rows in order.
+        result = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+        ids = list(result.scalars())
+    else:
+        # SQLite: one multi-row INSERT (SQLAlchemy would send a row at a time to keep the order).
+        # Its RETURNING rows come in no set order, but the rows take rising ids in VALUES order
+        # (INTEGER PRIMARY KEY, one writer at a time), so the sorted ids are the rows' ids.
+        ids = sorted(session.execute(insert(table).values(rows).returning(table.c.id)).scalars())
+    ready: list[Event] = session.info.setdefault(_READY, [])
+    for record, record_id in zip(records, ids, strict=True):
+        record.id = record_id
+        # Built now: no SQL may run in the after-commit hook.
+        ready.append(
+            Event(id=record_id, topic=record.topic, type=record.type, data=record.data, at=record.at)
+        )
+
+
+@sa_event.listens_for(OrmSession, "before_commit")
+def _write_before_commit(session: OrmSession) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint is being released; its events go with the outer transaction
+    if session.info.get(_PENDING):
+        write_pending_events(session)  # type: ignore[arg-type]
 
 
 @sa_event.listens_for(OrmSession, "after_commit")
 def _publish_after_commit(session: OrmSession) -> None:
     if session.in_nested_transaction():
         return  # a savepoint was released; the real commit is still to come
-    pending: list[tuple[EventRecord, Event]] = session.info.pop(_PENDING, [])
-    for record, event in pending:
-        if inspect(record).transient:
-            continue  # written inside a savepoint that rolled back
+    for event in session.info.pop(_READY, []):
         try:
             send_event_rollback_unsafe(event)
         except Exception:
@@ -122,8 +156,17 @@ def _publish_after_commit(session: OrmSession) -> None:
 
 @sa_event.listens_for(OrmSession, "after_soft_rollback")
 def _forget_after_rollback(session: OrmSession, previous_transaction: SessionTransaction) -> None:
+    """A rollback drops the events recorded in what it rolled back: the whole transaction, or a
+    savepoint (with the savepoints inside it)."""
     if previous_transaction.parent is None:
         session.info.pop(_PENDING, None)
+        session.info.pop(_READY, None)
+        return
+    pending = session.info.get(_PENDING)
+    if pending:
+        session.info[_PENDING] = [
+            item for item in pending if not rolled_back_with(item[1], previous_transaction)
+        ]
 
 
 def event_from_record(record: EventRecord) -> Event:

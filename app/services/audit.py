@@ -19,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session as SqlAlchemySession, SessionTransaction
 from sqlmodel import Session, col, select
 
+from app.db import rolled_back_with
 from app.models import AuditEntry, AuditHead
 from app.models._types import utcnow
 
@@ -142,17 +143,11 @@ def _drop_pending(session: SqlAlchemySession, previous_transaction: SessionTrans
     if previous_transaction.parent is None:
         session.info.pop(_PENDING, None)
         return
-
-    def inside(savepoint: SessionTransaction | None) -> bool:
-        while savepoint is not None:
-            if savepoint is previous_transaction:
-                return True
-            savepoint = savepoint.parent
-        return False
-
     pending = session.info.get(_PENDING)
     if pending:
-        session.info[_PENDING] = [item for item in pending if not inside(item[2])]
+        session.info[_PENDING] = [
+            item for item in pending if not rolled_back_with(item[2], previous_transaction)
+        ]
 
 
 @dataclass

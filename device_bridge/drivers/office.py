@@ -1,9 +1,18 @@
 """Office printer driver: PDFs to a CUPS queue.
 
-Jobs go in with the ``lp`` command (cups-client), are cancelled with ``cancel``, and are followed
-with IPP requests (Get-Job-Attributes / Get-Printer-Attributes) straight to the scheduler — on its
-unix socket ``/run/cups/cups.sock`` when there, else ``localhost:631``, or the ``server`` in the
-configuration — so states are exact IPP enums, not parsed from localised ``lpstat`` text.
+Everything goes to the scheduler as IPP requests (RFC 8010/8011) — on its unix socket
+``/run/cups/cups.sock`` when there, else ``localhost:631``, or the ``server`` in the configuration:
+jobs go in with Print-Job (the document in the same request), are cancelled with Cancel-Job and
+followed with Get-Job-Attributes / Get-Printer-Attributes, so states are exact IPP enums, not parsed
+from localised ``lpstat`` text, and no CUPS command (cups-client) runs: one job costs one
+Get-Printer-Attributes and one Print-Job, no process.
+
+Requests name the user (``requesting-user-name``: the process's user). When a queue's policy
+wants an authenticated user (``printer-op-policy=authenticated``), requests on the unix socket
+authenticate as ``lp`` does, with the socket's peer credentials (``PeerCred``). Unlike ``lp``, the
+driver reads no ``lpoptions`` files and doesn't copy the queue's defaults into each job: set
+defaults on the queue (``lpadmin -p <queue> -o number-up-default=2``, or its PPD's options), which
+the scheduler and the filters apply to every job that doesn't say otherwise.
 
     printer = OfficePrinter.from_config({"queue": "madoguchi-sim"})
     job_id = printer.print_pdf(pdf_bytes, copies=2, duplex="long", tray="tray-2", title="住民票の写し")
@@ -14,7 +23,7 @@ Configuration (a dict, e.g. from the bridge's settings)::
     {"queue": "madoguchi-sim",          # CUPS queue name (required)
      "server": None,                    # CUPS server: "host", "host:port" or a socket path
      "tray_keyword": "media-source",    # option that selects the tray; "InputSlot" for PPD queues
-     "timeout": 30}                     # seconds for one lp/cancel/IPP call
+     "timeout": 30}                     # seconds for one IPP request
 
 The blocking calls are meant for a worker thread (``asyncio.to_thread``) in the bridge.
 """
@@ -26,10 +35,8 @@ import getpass
 import http.client
 import os
 import re
-import shutil
 import socket
 import struct
-import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -225,14 +232,27 @@ _TAG_ENUM = 0x23
 _TAG_URI = 0x45
 _TAG_CHARSET = 0x47
 _TAG_LANGUAGE = 0x48
+_TAG_TEXT = 0x41
 _TAG_NAME = 0x42
 _TAG_KEYWORD = 0x44
+_TAG_MIME = 0x49
 _TEXT_TAGS = {0x41, 0x42, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49}
 
+_OP_PRINT_JOB = 0x0002
+_OP_CANCEL_JOB = 0x0008
 _OP_GET_JOB_ATTRIBUTES = 0x0009
 _OP_GET_JOBS = 0x000A
 _OP_GET_PRINTER_ATTRIBUTES = 0x000B
 _STATUS_NOT_FOUND = 0x0406
+_STATUS_NOT_POSSIBLE = 0x0404
+_STATUS_NOT_ACCEPTING = 0x0506
+
+# Longest value of each IPP syntax (RFC 8011 §5.1): name and keyword 255 octets, text 1023.
+_MAX_NAME = 255
+_MAX_TEXT = 1023
+_OPTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+_INTEGER = re.compile(r"-?[0-9]{1,10}")
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 IppValue = int | bool | str | bytes
 
@@ -241,6 +261,7 @@ class IppError(Exception):
     def __init__(self, status: int, message: str = "") -> None:
         super().__init__(f"IPP status 0x{status:04x} {message}".strip())
         self.status = status
+        self.message = message  # the response's status-message ('' when it had none)
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
@@ -264,12 +285,45 @@ def _attr(tag: int, name: str, value: bytes) -> bytes:
     return struct.pack(">BH", tag, len(encoded)) + encoded + struct.pack(">H", len(value)) + value
 
 
-def _encode_request(operation: int, request_id: int, attributes: list[tuple[int, str, bytes]]) -> bytes:
+def _encode_request(
+    operation: int,
+    request_id: int,
+    attributes: list[tuple[int, str, bytes]],
+    job_attributes: list[tuple[int, str, bytes]] | None = None,
+) -> bytes:
+    """The request up to and with end-of-attributes-tag (a document, if any, follows it)."""
     out = [struct.pack(">BBHI", 2, 0, operation, request_id), bytes([_TAG_OPERATION])]
     for tag, name, value in attributes:
         out.append(_attr(tag, name, value))
+    if job_attributes:
+        out.append(bytes([_TAG_JOB]))
+        for tag, name, value in job_attributes:
+            out.append(_attr(tag, name, value))
     out.append(bytes([_TAG_END]))
     return b"".join(out)
+
+
+def _option_attribute(name: str, value: str, *, numbers: bool = True) -> tuple[int, str, bytes]:
+    """A print option as one IPP job attribute.
+
+    As ``lp -o`` guesses for options it doesn't know, but without its splitting at spaces and
+    commas: unless ``numbers`` is false, decimal digits (optionally ``-``, within 32 bits) go as an
+    integer (``job-priority=50``, ``number-up=2``) and ``true``/``false`` as a boolean
+    (``fit-to-page=true``); a token of letters, digits and ``._-`` as a keyword
+    (``job-hold-until=indefinite``, ``media=iso_a4_210x297mm``); anything else as a name (text when
+    longer than 255 bytes). Always one value.
+    """
+    if numbers:
+        if _INTEGER.fullmatch(value) and -(2**31) <= int(value) < 2**31:
+            return _TAG_INTEGER, name, struct.pack(">i", int(value))
+        if value.lower() in ("true", "false"):
+            return _TAG_BOOLEAN, name, b"\x01" if value.lower() == "true" else b"\x00"
+    encoded = value.encode("utf-8")
+    if len(encoded) > _MAX_TEXT:
+        raise ValueError(f"CUPS option {name} is longer than {_MAX_TEXT} bytes")
+    if len(encoded) <= _MAX_NAME and _TOKEN.fullmatch(value):
+        return _TAG_KEYWORD, name, encoded
+    return (_TAG_NAME if len(encoded) <= _MAX_NAME else _TAG_TEXT), name, encoded
 
 
 def _decode_groups(data: bytes) -> tuple[int, list[tuple[int, dict[str, list[IppValue]]]]]:
@@ -353,33 +407,6 @@ class OfficePrinter:
     def queue(self) -> str:
         return self.config.queue
 
-    # -- environment for the CUPS command-line tools --
-
-    def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env["LC_ALL"] = "C"  # lp's "request id is …" and error texts in English, for parsing
-        env["LANG"] = "C"
-        if self.config.server:
-            env["CUPS_SERVER"] = self.config.server
-        return env
-
-    def _run(self, args: list[str], stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        if shutil.which(args[0]) is None:
-            raise PrinterUnavailable(
-                f"印刷コマンド {args[0]} がありません（CUPS のクライアント cups-client を入れてください）"
-            )
-        try:
-            return subprocess.run(
-                args,
-                input=stdin if stdin is not None else b"",
-                capture_output=True,
-                env=self._env(),
-                timeout=self.config.timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise PrinterUnavailable("印刷サービス（CUPS）が応答しません") from exc
-
     # -- IPP --
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -400,8 +427,21 @@ class OfficePrinter:
         return _merge(self._ipp_groups(operation, path, attributes))
 
     def _ipp_groups(
-        self, operation: int, path: str, attributes: list[tuple[int, str, bytes]]
+        self,
+        operation: int,
+        path: str,
+        attributes: list[tuple[int, str, bytes]],
+        *,
+        job_attributes: list[tuple[int, str, bytes]] | None = None,
+        document: bytes = b"",
+        timeout_reason: str = "印刷サービス（CUPS）に接続できません",
     ) -> list[tuple[int, dict[str, list[IppValue]]]]:
+        """One IPP request (``document`` after its attributes); the response's groups.
+
+        Raises :class:`IppError` for an IPP error status, :class:`PrinterUnavailable` when the
+        scheduler can't be reached or answers with an HTTP error (``timeout_reason`` when it
+        doesn't answer in time).
+        """
         self._request_id = self._request_id % 0x7FFFFFFF + 1
         body = _encode_request(
             operation,
@@ -411,20 +451,39 @@ class OfficePrinter:
                 (_TAG_LANGUAGE, "attributes-natural-language", b"en"),
                 *attributes,
             ],
+            job_attributes,
         )
-        conn = self._connection()
-        try:
-            conn.request("POST", path, body=body, headers={"Content-Type": "application/ipp"})
-            response = conn.getresponse()
-            data = response.read()
+        if document:
+            body += document  # one send: no Nagle/delayed-ACK stall between header and document
+        headers: dict[str, str | bytes] = {"Content-Type": "application/ipp"}
+        while True:
+            conn = self._connection()
+            try:
+                conn.request("POST", path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+            except TimeoutError as exc:
+                raise PrinterUnavailable(timeout_reason) from exc
+            except (OSError, http.client.HTTPException) as exc:
+                raise PrinterUnavailable("印刷サービス（CUPS）に接続できません") from exc
+            finally:
+                conn.close()
+            if (
+                response.status == 401
+                and "Authorization" not in headers
+                and isinstance(conn, _UnixHTTPConnection)
+                and "peercred" in (response.getheader("WWW-Authenticate") or "").lower()
+            ):
+                # The queue's policy wants an authenticated user (printer-op-policy=authenticated):
+                # on the local socket cupsd checks the name against the socket's peer credentials,
+                # as it does for lp (libcups). Only then: the default policy needs no round trip.
+                headers["Authorization"] = b"PeerCred " + self._user()
+                continue
             if response.status != 200:
                 raise PrinterUnavailable(
                     f"印刷サービス（CUPS）がエラーを返しました（HTTP {response.status}）"
                 )
-        except (OSError, http.client.HTTPException) as exc:
-            raise PrinterUnavailable("印刷サービス（CUPS）に接続できません") from exc
-        finally:
-            conn.close()
+            break
         status, groups = _decode_groups(data)
         if status > 0x00FF:
             messages = _merge(groups).get("status-message", [])
@@ -495,56 +554,78 @@ class OfficePrinter:
         tray: str | None = None,
         title: str | None = None,
         options: Mapping[str, str] | None = None,
+        checked: bool = False,
     ) -> int:
         """Send a PDF (bytes or a path) to the queue; returns the CUPS job id.
 
-        ``duplex``: ``"long"``/``True`` → sides=two-sided-long-edge, ``"short"`` → short edge,
-        ``"off"``/``False`` → one-sided, ``None`` → the queue's default (IPP ``sides`` keywords
-        work too). ``tray`` goes out as
-        ``<tray_keyword>=<tray>`` (``media-source=tray-2`` by default). ``options`` are extra
-        ``-o name=value`` pairs (e.g. ``{"job-hold-until": "indefinite"}``).
+        One IPP Print-Job to ``/printers/<queue>`` carrying the document, after
+        :meth:`check_available` (a stopped queue still takes jobs: this refuses them, nothing is
+        queued; ``checked=True``: the caller has just checked). ``duplex``: ``"long"``/``True`` → sides=two-sided-long-edge, ``"short"`` → short
+        edge, ``"off"``/``False`` → one-sided, ``None`` → the queue's default (IPP ``sides``
+        keywords work too). ``tray`` goes out as ``<tray_keyword>=<tray>`` (``media-source=tray-2``
+        by default), a keyword (a name when it isn't a token). ``options`` are extra job attributes, ``name=value`` as ``lp -o`` takes them
+        (e.g. ``{"job-hold-until": "indefinite"}``), each one value typed as
+        :func:`_option_attribute` says; they win over ``copies``/``duplex``/``tray`` of the same
+        name. The job is named ``title``; without one as ``lp`` names it: the file's name, or
+        ``(stdin)`` for bytes. The document goes as ``application/pdf`` when it starts with
+        ``%PDF-``, else as ``application/octet-stream`` (CUPS then finds its type).
         """
         if not isinstance(copies, int) or isinstance(copies, bool) or not 1 <= copies <= 999:
             raise ValueError("copies must be an integer from 1 to 999")
-        self.check_available()
-        args = ["lp", "-d", self.queue, "-n", str(copies)]
-        if title:
-            args += ["-t", title]
+        job: dict[str, tuple[int, str, bytes]] = {
+            "copies": (_TAG_INTEGER, "copies", struct.pack(">i", copies))
+        }
         if duplex is not None:
             sides = _SIDES.get("long" if duplex is True else "off" if duplex is False else str(duplex))
             if sides is None:
                 raise ValueError(f"duplex must be one of {', '.join(sorted(_SIDES))}, True, False or None")
-            args += ["-o", f"sides={sides}"]
+            job["sides"] = (_TAG_KEYWORD, "sides", sides.encode())
         if tray:
-            args += ["-o", f"{self.config.tray_keyword}={tray}"]
+            job[self.config.tray_keyword] = _option_attribute(self.config.tray_keyword, tray, numbers=False)
         for name, value in (options or {}).items():
-            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
+            if not _OPTION_NAME.fullmatch(name):
                 raise ValueError(f"invalid CUPS option name {name!r}")
-            args += ["-o", f"{name}={value}"]
-        stdin: bytes | None = None
+            job[name] = _option_attribute(name, str(value))
+        operation = [
+            (_TAG_URI, "printer-uri", f"ipp://localhost/printers/{self.queue}".encode()),
+            (_TAG_NAME, "requesting-user-name", self._user()),
+        ]
         if isinstance(document, bytes | bytearray):
-            stdin = bytes(document)
-            args.append("--")
+            data = bytes(document)
+            operation.append((_TAG_NAME, "job-name", (title or "(stdin)").encode("utf-8")))
         else:
             path = Path(document)
             if not path.is_file():
                 raise FileNotFoundError(path)
-            args += ["--", str(path)]
-        result = self._run(args, stdin)
-        out = result.stdout.decode("utf-8", "replace")
-        match = re.search(r"request id is (\S+)-(\d+)", out)
-        if result.returncode != 0 or match is None:
-            err = result.stderr.decode("utf-8", "replace").strip()
-            if "does not exist" in err or "not found" in err.lower():
+            data = path.read_bytes()
+            operation.append((_TAG_NAME, "job-name", (title or path.name).encode("utf-8")))
+            operation.append((_TAG_NAME, "document-name", path.name.encode("utf-8")))
+        fmt = b"application/pdf" if data.startswith(b"%PDF-") else b"application/octet-stream"
+        operation.append((_TAG_MIME, "document-format", fmt))
+        if not checked:
+            self.check_available()
+        try:
+            groups = self._ipp_groups(
+                _OP_PRINT_JOB,
+                f"/printers/{self.queue}",
+                operation,
+                job_attributes=[job[name] for name in sorted(job)],
+                document=data,
+                timeout_reason="印刷サービス（CUPS）が応答しません",
+            )
+        except IppError as exc:
+            if exc.status == _STATUS_NOT_FOUND:
                 raise PrinterUnavailable(
                     f"プリンター「{self.queue}」が見つかりません（設定を確認してください）"
-                )
-            if "not accepting" in err.lower():
-                raise PrinterUnavailable(f"プリンター「{self.queue}」が印刷の受付を停止しています")
-            if "scheduler" in err.lower() or "connect" in err.lower():
-                raise PrinterUnavailable("印刷サービス（CUPS）に接続できません")
-            raise PrinterUnavailable(f"印刷できませんでした（{err or out.strip() or result.returncode}）")
-        return int(match.group(2))
+                ) from exc
+            if exc.status == _STATUS_NOT_ACCEPTING:
+                raise PrinterUnavailable(f"プリンター「{self.queue}」が印刷の受付を停止しています") from exc
+            raise PrinterUnavailable(f"印刷できませんでした（{exc.message or exc}）") from exc
+        for tag, attrs in groups:
+            job_id = _first(attrs, "job-id")
+            if tag == _TAG_JOB and isinstance(job_id, int) and not isinstance(job_id, bool):
+                return job_id
+        raise PrinterUnavailable("印刷できませんでした（CUPS が印刷ジョブの番号を返しませんでした）")
 
     def job_state(self, job_id: int) -> JobStatus:
         """The job's state from CUPS; raises :class:`JobNotFound` for an unknown (or purged) job."""
@@ -621,25 +702,33 @@ class OfficePrinter:
         return sorted(out, key=lambda job: job.job_id)
 
     def find_job(self, title: str) -> int | None:
-        """The newest job on the queue named ``title`` (``lp -t``), in any state, or None.
+        """The newest job on the queue named ``title`` (``print_pdf``'s title), in any state, or None.
 
-        For a caller that doesn't know whether ``print_pdf`` reached CUPS (``lp`` failed or timed
-        out): with a unique title per job the answer is certain.
+        For a caller that doesn't know whether ``print_pdf`` reached CUPS (the Print-Job failed or
+        timed out): with a unique title per job the answer is certain.
         """
         found = [job.job_id for job in self.jobs("all") if job.name == title]
         return max(found) if found else None
 
     def cancel(self, job_id: int) -> bool:
-        """Cancel a job. True when cancelled now; False when it had already finished."""
-        result = self._run(["cancel", f"{self.queue}-{job_id}"])
-        if result.returncode == 0:
-            return True
-        err = result.stderr.decode("utf-8", "replace")
-        if "already" in err:
-            return False
-        if "not found" in err.lower() or "does not exist" in err:
-            raise JobNotFound(f"no CUPS job {job_id}")
-        raise PrinterUnavailable(f"印刷ジョブを取り消せませんでした（{err.strip()}）")
+        """Cancel a job (IPP Cancel-Job). True when cancelled now; False when it had already finished."""
+        try:
+            self._ipp_groups(
+                _OP_CANCEL_JOB,
+                "/jobs/",
+                [
+                    (_TAG_URI, "printer-uri", f"ipp://localhost/printers/{self.queue}".encode()),
+                    (_TAG_INTEGER, "job-id", struct.pack(">i", job_id)),
+                    (_TAG_NAME, "requesting-user-name", self._user()),
+                ],
+            )
+        except IppError as exc:
+            if exc.status == _STATUS_NOT_FOUND:
+                raise JobNotFound(f"no CUPS job {job_id}") from exc
+            if exc.status == _STATUS_NOT_POSSIBLE and "already" in exc.message:
+                return False  # "Job #n is already completed/canceled/aborted - can't cancel."
+            raise PrinterUnavailable(f"印刷ジョブを取り消せませんでした（{exc.message or exc}）") from exc
+        return True
 
 
 def _first(attrs: Mapping[str, list[IppValue]], name: str) -> IppValue | None:

@@ -55,6 +55,7 @@ from typing import Any, Literal
 import segno
 from PIL import Image, ImageDraw, ImageFont
 
+from app.printing.qr import install as install_fast_qr_masks
 from device_bridge.drivers.office import PrinterUnavailable
 
 with warnings.catch_warnings():
@@ -347,24 +348,7 @@ class _Canvas:
         self.blocks.append(block)
 
     def text(self, text: str, font_path: str, size: int, align: Align = "left", bold: bool = False) -> None:
-        font = _font(font_path, size)
-        ascent, descent = font.getmetrics()
-        line_height = int((ascent + descent) * 1.15)
-        for line in wrap_text(text, font, self.width - 2 * MARGIN):
-            block = Image.new("L", (self.width, line_height), 255)
-            if line:
-                draw = ImageDraw.Draw(block)
-                length = font.getlength(line) + (2 if bold else 0)
-                x = _x_for(align, int(length + 0.5), self.width)
-                draw.text(
-                    (x, (line_height - ascent - descent) // 2),
-                    line,
-                    font=font,
-                    fill=0,
-                    stroke_width=1 if bold else 0,
-                    stroke_fill=0,
-                )
-            self.blocks.append(block)
+        self.blocks.extend(_text_blocks(text, font_path, size, align, bold, self.width))
 
     def rule(self, thickness: int = 2) -> None:
         self.space(6)
@@ -383,6 +367,37 @@ class _Canvas:
             top += block.height
         self.blocks = []
         return out
+
+
+@functools.lru_cache(maxsize=512)
+def _text_blocks(
+    text: str, font_path: str, size: int, align: Align, bold: bool, width: int
+) -> tuple[Image.Image, ...]:
+    """``text`` wrapped to ``width`` dots, one white image a line, black text.
+
+    Cached: most lines of a location's receipts repeat (title, label, items, fee, footer), and
+    drawing Japanese text with FreeType is most of a receipt's cost. The images are shared, so
+    nothing may draw on them (the canvas only pastes them)."""
+    font = _font(font_path, size)
+    ascent, descent = font.getmetrics()
+    line_height = int((ascent + descent) * 1.15)
+    blocks: list[Image.Image] = []
+    for line in wrap_text(text, font, width - 2 * MARGIN):
+        block = Image.new("L", (width, line_height), 255)
+        if line:
+            draw = ImageDraw.Draw(block)
+            length = font.getlength(line) + (2 if bold else 0)
+            x = _x_for(align, int(length + 0.5), width)
+            draw.text(
+                (x, (line_height - ascent - descent) // 2),
+                line,
+                font=font,
+                fill=0,
+                stroke_width=1 if bold else 0,
+                stroke_fill=0,
+            )
+        blocks.append(block)
+    return tuple(blocks)
 
 
 def _x_for(align: Align, content_width: int, width: int) -> int:
@@ -411,7 +426,13 @@ def _number_font_size(number: str, font_path: str, width: int) -> int:
     return size
 
 
+@functools.lru_cache(maxsize=8)
 def _qr_symbol(payload: str) -> segno.QRCode:
+    """The receipt's QR code (made once for its size and its image: most of a receipt's cost).
+
+    segno chooses the data mask module by module in Python; `app.printing.qr` makes exactly the
+    same choice row by row (tests/test_qr.py), several times faster."""
+    install_fast_qr_masks()
     encoding = None if payload.isascii() else "utf-8"
     return segno.make_qr(payload, error="m", encoding=encoding, boost_error=False)
 

@@ -58,6 +58,8 @@ BACKEND_SCRIPT = r"""#!/bin/sh
 # CUPS backend installed by Madoguchi (device_bridge/simulators/office_printer.py).
 # Device URI: madoguchi-folder:/absolute/folder. Writes each job's document once per copy as
 # job-<id>-<copy>.pdf (or .bin) and job-<id>.json describing the job, renamed into place when complete.
+# cupsd runs this for every job, so it starts few processes: shell builtins wherever they do, one cat
+# and one mv (the rename into place) per file, tr and sed only for strings that need JSON escaping.
 if [ $# -eq 0 ]; then
   echo 'direct madoguchi-folder "Unknown" "Madoguchi folder (simulated office printer)"'
   exit 0
@@ -74,7 +76,9 @@ case $folder in
   /*) ;;
   *) echo "ERROR: device URI must name an absolute folder: $DEVICE_URI" >&2; exit 1 ;;
 esac
-mkdir -p "$folder" || { echo "ERROR: cannot create $folder" >&2; exit 1; }
+[ -d "$folder" ] || mkdir -p "$folder" || { echo "ERROR: cannot create $folder" >&2; exit 1; }
+# Files are created 0644 (cupsd gives backends umask 077); the folder above keeps cupsd's umask.
+umask 022
 job=$1
 user=$2
 title=$3
@@ -83,40 +87,64 @@ options=$5
 case $copies in
   ''|*[!0-9]*) copies=1 ;;
 esac
+fail() {
+  echo "ERROR: $1" >&2
+  exit 1
+}
+# A temporary file left by a run that died would keep its mode through ">": remove it first.
+fresh() {
+  if [ -e "$1" ] || [ -h "$1" ]; then rm -f "$1"; fi
+}
 if [ $# -eq 6 ]; then
   src=$6
 else
-  # Data on stdin has been through filters, which made the copies already.
-  src="$folder/.job-$job.stdin"
-  cat > "$src" || { echo "ERROR: cannot read the job data" >&2; exit 1; }
+  # Data on stdin has been through filters, which made the copies already: it goes straight into
+  # the temporary file of copy 1.
+  src="$folder/.job-$job-1.tmp"
+  fresh "$src"
+  cat > "$src" || fail "cannot read the job data"
   copies=1
 fi
 ext=bin
-if [ "$(head -c 5 "$src")" = "%PDF-" ]; then
+if [ "$CONTENT_TYPE" = application/pdf ]; then
+  # A PDF's first line is short (%PDF-1.7): the read builtin takes it, no head process.
+  first=
+  IFS= read -r first < "$src" || :
+  case $first in
+    %PDF-*) ext=pdf ;;
+  esac
+elif [ "$(head -c 5 "$src")" = "%PDF-" ]; then
   ext=pdf
 fi
 n=1
 while [ "$n" -le "$copies" ]; do
   tmp="$folder/.job-$job-$n.tmp"
-  cp "$src" "$tmp" && chmod 0644 "$tmp" && mv -f "$tmp" "$folder/job-$job-$n.$ext" || {
-    echo "ERROR: cannot write into $folder" >&2
-    exit 1
-  }
+  if [ "$tmp" != "$src" ]; then
+    fresh "$tmp"
+    cat "$src" > "$tmp" || fail "cannot write into $folder"
+  fi
+  mv -f "$tmp" "$folder/job-$job-$n.$ext" || fail "cannot write into $folder"
   n=$((n + 1))
 done
-if [ $# -eq 5 ]; then
-  rm -f "$src"
-fi
+# A JSON string: as it is when it has no backslash, double quote or control character (no
+# process); else control characters dropped, backslashes and double quotes escaped.
 esc() {
-  printf '%s' "$1" | tr -d '\000-\037' | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g'
+  case $1 in
+    *[[:cntrl:]\\\"]*) printf '%s' "$1" | tr -d '\000-\037' | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' ;;
+    *) printf '%s' "$1" ;;
+  esac
 }
 tmp="$folder/.job-$job.json.tmp"
-printf '{"job_id": %s, "user": "%s", "title": "%s", "copies": %s, "options": "%s", "format": "%s"}\n' \
-  "$job" "$(esc "$user")" "$(esc "$title")" "$copies" "$(esc "$options")" "$ext" > "$tmp" \
-  && chmod 0644 "$tmp" && mv -f "$tmp" "$folder/job-$job.json" || {
-  echo "ERROR: cannot write into $folder" >&2
-  exit 1
-}
+fresh "$tmp"
+{
+  printf '{"job_id": %s, "user": "' "$job"
+  esc "$user"
+  printf '", "title": "'
+  esc "$title"
+  printf '", "copies": %s, "options": "' "$copies"
+  esc "$options"
+  printf '", "format": "%s"}\n' "$ext"
+} > "$tmp" && mv -f "$tmp" "$folder/job-$job.json" || fail "cannot write into $folder"
 echo "INFO: wrote $copies cop(ies) of job $job into $folder" >&2
 exit 0
 """
@@ -209,8 +237,9 @@ def _run(args: list[str], *, check: bool = True, timeout: float = 30.0) -> subpr
 
 
 def missing_tools() -> list[str]:
-    """The CUPS programs this module and the office driver need that are not on PATH."""
-    tools = ["cupsd", "lpadmin", "lp", "lpstat", "cancel", "cupsenable", "cupsaccept", "cupsdisable"]
+    """The CUPS programs this module and its tests need that are not on PATH (the office driver
+    itself runs none: it speaks IPP to cupsd)."""
+    tools = ["cupsd", "lpadmin", "lpstat", "cancel", "cupsenable", "cupsaccept", "cupsdisable", "cupsreject"]
     found = []
     for tool in tools:
         if shutil.which(tool) is None and shutil.which(tool, path="/usr/sbin:/sbin") is None:
