@@ -24,7 +24,8 @@ __all__ = ["install", "qr_matrix"]
 
 _encoder: Any = segno.encoder  # internal API (pinned in uv.lock; tests/test_qr.py checks it)
 _N3 = bytes((1, 0, 1, 1, 1, 0, 1))
-_RUNS = re.compile(rb"(?:\x00{5,}|\x01{5,}|\x02{5,}|\x03{5,})")
+_SAME_RUNS = re.compile(rb"\x00\x00\x00\x00+")  # 5+ equal modules, as XORs of neighbours
+_SEPARATOR = b"\xff"  # between lines: no module has this value
 _SEGNO_CHOICE: Any = _encoder.find_and_apply_best_mask
 _install_lock = threading.Lock()
 
@@ -85,14 +86,22 @@ def _best_mask(matrix: Sequence[bytearray], size: int) -> tuple[int, tuple[bytea
 
 
 def _penalty(rows: list[bytes], size: int) -> int:
-    """segno's `evaluate_mask` (N1 + N2 + N3 + N4), row-wise."""
+    """segno's `evaluate_mask` (N1 + N2 + N3 + N4), row-wise.
+
+    Rows and columns are joined into one buffer, each line followed by a byte that no module has
+    (0xFF), so one regular-expression pass finds the runs (N1) and one search the finder-like
+    patterns (N3) of all lines; the separator ends runs and patterns just as a line's end does."""
     columns = [bytes(column) for column in zip(*rows, strict=True)]
-    n1 = 0
-    n3 = 0
-    for line in (*rows, *columns):
-        for run in _RUNS.finditer(line):
-            n1 += run.end() - run.start() - 2
-        n3 += _finder_like(line, size)
+    joined = _SEPARATOR.join((*rows, *columns)) + _SEPARATOR
+    # N1: a run of L ≥ 5 equal modules scores L - 2. Each byte XOR the one before it is 0 where a
+    # module equals its predecessor, so such a run is L - 1 ≥ 4 zero bytes there, and the score
+    # is the zeros less one (the separators, never equal to a neighbour, end runs). One literal
+    # search instead of trying four alternatives at every position (~8× faster).
+    value = int.from_bytes(joined, "big")
+    same = (value ^ (value >> 8) | 0xFF << (8 * (len(joined) - 1))).to_bytes(len(joined), "big")
+    rest, runs = _SAME_RUNS.subn(b"", same)
+    n1 = len(same) - len(rest) - runs
+    n3 = _finder_like(joined, size)
     n2 = 0
     mask = (1 << (8 * (size - 1))) - 1  # every byte but the first (j ≥ 1)
     previous = int.from_bytes(rows[0], "big")
@@ -101,25 +110,28 @@ def _penalty(rows: list[bytes], size: int) -> int:
         differs = (previous ^ current) | (current ^ (current >> 8)) | (previous ^ (previous >> 8))
         n2 += 3 * (differs & mask).to_bytes(size, "big")[1:].count(0)
         previous = current
-    dark = sum(sum(row) for row in rows)
+    dark = sum(joined[: len(rows) * (size + 1)]) - len(rows) * 0xFF
     n4 = 10 * int(abs(float(dark) / (size**2) * 100 - 50) / 5)
     return n1 + n2 + n3 + n4
 
 
-def _finder_like(line: bytes, size: int) -> int:
+def _finder_like(lines: bytes, size: int) -> int:
     """1:1:3:1:1 patterns with four light modules before or after (or at an edge), as segno
-    counts them (40 each)."""
+    counts them (40 each), in `lines`: lines of `size` modules, each followed by a separator."""
     count = 0
-    index = line.find(_N3)
+    stride = size + 1
+    index = lines.find(_N3)
     while index != -1:
+        start = index - index % stride  # where this line starts
+        position = index - start
         offset = index + 7
         if (
-            index in (0, size - 7)
-            or not any(line[max(index - 4, 0) : min(index, size)])
-            or not any(line[max(offset, 0) : min(offset + 4, size)])
+            position in (0, size - 7)
+            or not any(lines[start + max(position - 4, 0) : index])
+            or not any(lines[offset : start + min(position + 11, size)])
         ):
             count += 40
         else:
             offset = index + 4
-        index = line.find(_N3, offset)
+        index = lines.find(_N3, offset)
     return count
