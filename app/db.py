@@ -86,10 +86,20 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def rolled_back_with(savepoint: SessionTransaction | None, rolled_back: SessionTransaction) -> bool:
-    """Whether what was recorded under `savepoint` (None: the transaction itself) is undone by
-    rolling back `rolled_back`: it is that savepoint or one inside it. For work kept in
-    ``session.info`` until the commit (audit entries, events)."""
+def forget_rolled_back(info: dict[Any, Any], key: str, rolled_back: SessionTransaction) -> None:
+    """Drop from ``info[key]`` what a rollback undid, for work a session keeps until its commit
+    (audit entries, events): tuples whose last item is the savepoint they were recorded in (None:
+    the transaction itself). Rolling back the transaction drops them all; a savepoint, those
+    recorded in it or in savepoints inside it."""
+    if rolled_back.parent is None:
+        info.pop(key, None)
+        return
+    items = info.get(key)
+    if items:
+        info[key] = [item for item in items if not _within(item[-1], rolled_back)]
+
+
+def _within(savepoint: SessionTransaction | None, rolled_back: SessionTransaction) -> bool:
     while savepoint is not None:
         if savepoint is rolled_back:
             return True

@@ -18,7 +18,7 @@ from sqlalchemy import event as sa_event, insert
 from sqlalchemy.orm import Session as OrmSession, SessionTransaction
 from sqlmodel import Session, col, select
 
-from app.db import Database, rolled_back_with
+from app.db import Database, forget_rolled_back
 from app.events.broker import DEFAULT_CHANNEL, RedisSyncPublisher, is_redis_url
 from app.events.types import Event, check_event_type, check_topic, json_roundtrip
 from app.models import EventRecord
@@ -159,14 +159,8 @@ def _forget_after_rollback(session: OrmSession, previous_transaction: SessionTra
     """A rollback drops the events recorded in what it rolled back: the whole transaction, or a
     savepoint (with the savepoints inside it)."""
     if previous_transaction.parent is None:
-        session.info.pop(_PENDING, None)
         session.info.pop(_READY, None)
-        return
-    pending = session.info.get(_PENDING)
-    if pending:
-        session.info[_PENDING] = [
-            item for item in pending if not rolled_back_with(item[1], previous_transaction)
-        ]
+    forget_rolled_back(session.info, _PENDING, previous_transaction)
 
 
 def event_from_record(record: EventRecord) -> Event:

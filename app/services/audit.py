@@ -19,7 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session as SqlAlchemySession, SessionTransaction
 from sqlmodel import Session, col, select
 
-from app.db import rolled_back_with
+from app.db import forget_rolled_back
 from app.models import AuditEntry, AuditHead
 from app.models._types import utcnow
 
@@ -140,14 +140,7 @@ def _append_pending(session: SqlAlchemySession) -> None:
 def _drop_pending(session: SqlAlchemySession, previous_transaction: SessionTransaction) -> None:
     """A rollback drops the entries recorded in what it rolled back: the whole transaction, or a
     savepoint (with the savepoints inside it)."""
-    if previous_transaction.parent is None:
-        session.info.pop(_PENDING, None)
-        return
-    pending = session.info.get(_PENDING)
-    if pending:
-        session.info[_PENDING] = [
-            item for item in pending if not rolled_back_with(item[2], previous_transaction)
-        ]
+    forget_rolled_back(session.info, _PENDING, previous_transaction)
 
 
 @dataclass
