@@ -27,7 +27,7 @@ from sqlalchemy import Engine, event as sa_event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session as OrmSession, SessionTransaction
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from app.domain.certificates import CertificateType, JuminhyoOptions, total_fee
 from app.domain.devices import PrinterKind
@@ -501,7 +501,7 @@ class PrintResult:
 class _Prepared:
     data: CertificateData
     office_device_id: int
-    location_id: int
+    location: Location  # detached: for the staff event's location name
 
 
 def run_print_order(db: Database, order: PrintOrder) -> PrintResult:
@@ -574,11 +574,11 @@ def _skip_reason(request: CertificateRequest, latest_issue: int | None, order: P
 
 def _prepare_print(db: Database, order: PrintOrder, context: PrintContext) -> _Prepared | None:
     with db.session() as session:
-        request = session.get(CertificateRequest, order.request_id)
+        request, latest_issue = _request_and_latest_issue(session, order.request_id)
         if request is None:
             log.warning("print order for a missing request %s", order.request_id)
             return None
-        skip = _skip_reason(request, _latest_issue_id(session, order.request_id), order)
+        skip = _skip_reason(request, latest_issue, order)
         if skip:
             log.info("print order for request %s not carried out: %s", order.request_id, skip)
             return None
@@ -590,17 +590,34 @@ def _prepare_print(db: Database, order: PrintOrder, context: PrintContext) -> _P
         counter = f"issue:{terminal}:{device.code}"
         day = data.issue_day  # the day the 発行番号 carries (a reprint of yesterday's request: today)
         copies = request.copies
-        device_id, location_id = device.id, location.id
+        device_id = device.id
+        session.expunge(location)
     # Reserve a serial per copy in a transaction of its own, so that concurrent issues never share
     # a 発行番号 and the counter's lock is held for milliseconds, not for the rendering.
     with db.write_session() as session:
         serial = next_number(session, counter, day, count=copies)
         session.commit()
-    return _Prepared(dataclasses.replace(data, serial_start=serial), device_id, location_id)
+    return _Prepared(dataclasses.replace(data, serial_start=serial), device_id, location)
+
+
+def _request_and_latest_issue(
+    session: Session, request_id: int
+) -> tuple[CertificateRequest | None, int | None]:
+    """The request and the id of its newest issue (None: none yet), in one statement (no lock)."""
+    latest = (
+        select(func.max(CertificateIssue.id))
+        .where(CertificateIssue.request_id == CertificateRequest.id)
+        .scalar_subquery()
+    )
+    row = session.exec(select(CertificateRequest, latest).where(CertificateRequest.id == request_id)).first()
+    return (row[0], row[1]) if row is not None else (None, None)
 
 
 def _locked_request(session: Session, request_id: int) -> CertificateRequest | None:
-    """The request, locked until the transaction ends (SQLite: write_session's BEGIN IMMEDIATE)."""
+    """The request, locked until the transaction ends (SQLite: write_session's BEGIN IMMEDIATE).
+
+    Read its newest issue with a statement of its own after this one: on PostgreSQL a statement
+    that waited for the lock still sees what its snapshot, taken before the wait, saw."""
     return session.exec(
         select(CertificateRequest)
         .where(CertificateRequest.id == request_id)
@@ -666,12 +683,11 @@ def _record_issue(
         request.reason = ""
         request.updated_at = utcnow()
         session.add(request)
-        location = session.get(Location, request.location_id)
         publish_on_commit(
             session,
             "staff",
             "certificate.state",
-            {**request_event(request, location), "issue_id": issue.id, "print_job_id": job.id},
+            {**request_event(request, prepared.location), "issue_id": issue.id, "print_job_id": job.id},
         )
         # Last: the audit chain's head row stays locked from here to the commit.
         audit.record(
