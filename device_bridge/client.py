@@ -998,7 +998,9 @@ class Bridge:
                 return
 
     async def _follow_office(self, order: PrintOrder, cups_job_id: int | None) -> None:
-        """CUPS has the job: report printing, then done / failed when CUPS finishes it."""
+        """CUPS has the job: report printing while it is not finished, then done / failed when CUPS
+        finishes it. A job finished at the first look (after a short wait) is only reported done:
+        staff would not see 印刷中 for that long, and it spares the server a report."""
         printer = self.office_printer
         assert printer is not None
         from device_bridge.drivers.office import JobNotFound, JobState, PrinterUnavailable
@@ -1006,15 +1008,10 @@ class Bridge:
         if cups_job_id is None:
             await self._report_final(order.id, order.attempt, "done")
             return
-        result = await self._report(order.id, order.attempt, "printing")
-        if result.reply in (Reply.STALE, Reply.GONE):
-            await self._cancel_in_cups(
-                Entry(order.id, order.attempt, "office", JournalState.SENT, cups_job_id=cups_job_id)
-            )
-            await asyncio.to_thread(self._journal().mark_acked, order.id, order.attempt, "cancelled")
-            return
         reason = ""
         polls = 0
+        printing_reported = False
+        await self._sleep(min(0.05, self.config.retry_seconds))
         while not self._stop.is_set():
             try:
                 status = await self._in_thread(printer.job_state, cups_job_id)
@@ -1027,6 +1024,15 @@ class Bridge:
                     break
                 if status.state in (JobState.CANCELLED, JobState.ABORTED):
                     await self._report_final(order.id, order.attempt, "failed", MESSAGE_CUPS_CANCELLED)
+                    return
+            if not printing_reported:
+                printing_reported = True
+                result = await self._report(order.id, order.attempt, "printing")
+                if result.reply in (Reply.STALE, Reply.GONE):
+                    await self._cancel_in_cups(
+                        Entry(order.id, order.attempt, "office", JournalState.SENT, cups_job_id=cups_job_id)
+                    )
+                    await asyncio.to_thread(self._journal().mark_acked, order.id, order.attempt, "cancelled")
                     return
             polls += 1
             if polls % 10 == 0:  # still not printed: say why, if the queue knows

@@ -409,13 +409,14 @@ def test_office_job_goes_to_cups_with_its_title(env: Env, cups_queue: Any) -> No
     assert info["title"] == f"madoguchi-job-{job_id}-1"
     assert info["copies"] == 2 and "sides=two-sided-short-edge" in str(info["options"])
     assert "media-source=tray-1" in str(info["options"])
-    assert [r["state"] for r in env.reports(job_id)] == ["printing", "done"]
+    # "printing" only while CUPS has not finished it at the bridge's first look (~50 ms)
+    assert [r["state"] for r in env.reports(job_id)] in (["printing", "done"], ["done"])
     assert office["online"] is True and office["reason"] == ""
 
 
 @pytest.mark.slow
 def test_office_sending_is_resolved_by_asking_cups(env: Env, cups_queue: Any) -> None:
-    """Died between lp and its answer: the job is in CUPS, so it is done, not printed again."""
+    """Died between the Print-Job and its answer: the job is in CUPS, so it is done, not printed again."""
     import base64
     import os
     import subprocess
@@ -425,6 +426,7 @@ def test_office_sending_is_resolved_by_asking_cups(env: Env, cups_queue: Any) ->
     with Journal(env.tmp / "bridge" / "journal.sqlite3") as journal:
         assert journal.begin_sending(taken, 1, "office")
         assert journal.begin_sending(not_taken, 1, "office")
+    before = len(cups_titles(cups_queue))  # counted before lp: its job may land at once
     subprocess.run(
         ["lp", "-d", cups_queue.queue, "-t", f"madoguchi-job-{taken}-1", "--"],
         input=TINY_PDF,
@@ -432,7 +434,6 @@ def test_office_sending_is_resolved_by_asking_cups(env: Env, cups_queue: Any) ->
         capture_output=True,
         env={**os.environ, "LC_ALL": "C"},
     )
-    before = len(cups_titles(cups_queue))
     with running(office_config(env, cups_queue.queue)):
         wait_for(
             lambda: job_states(env, [taken, not_taken]) == ["done", "done"], timeout=30, what="both done"
