@@ -1265,7 +1265,7 @@ def measure_office_print(args: argparse.Namespace, env: Env) -> bool:
     )
     if any("printing" in r for r in rows):
         print(
-            "  bridge reported 'printing' (stream → download → lp):  "
+            "  bridge reported 'printing' (stream → download → Print-Job; a job CUPS finished at the first look is not):  "
             + spread([r["printing"] for r in rows if "printing" in r])
         )
     if any("cups" in r for r in rows):
