@@ -173,6 +173,46 @@ def test_cancel_and_retry_make_new_attempts(client: TestClient, db: Database) ->
     assert "print.cancel" in actions and "print.retry" in actions
 
 
+def test_a_live_delivery_counts_and_gives_the_jobs_message(db: Database) -> None:
+    """deliver_job (one UPDATE … RETURNING) does what mark_delivered + job_message do, for this
+    device's current attempt of an unfinished job only (SQLite and PostgreSQL)."""
+    device_id, _ = _device(db)
+    other_id, _ = _device_on_same_location(db)
+    job_id = _enqueue(db, device_id)
+
+    def deliver(device: int, attempt: int = 1) -> dict[str, object] | None:
+        with db.write_session() as session:
+            message = device_service.deliver_job(session, device, job_id, attempt)
+            session.commit()
+        return message
+
+    def stored() -> PrintJob:
+        with db.session() as session:
+            job = session.get(PrintJob, job_id)
+            assert job is not None
+            return job
+
+    with db.session() as session:
+        job = session.get(PrintJob, job_id)
+        assert job is not None
+        expected = device_service.job_message(job)
+    assert deliver(other_id) is None and deliver(device_id, attempt=2) is None
+    assert stored().deliveries == 0 and stored().state == PrintJobState.QUEUED
+    assert deliver(device_id) == expected
+    assert expected["printer"] == "receipt" and expected["payload"] == {
+        "receipt": {"title": "受付票", "lines": ["テスト"]}
+    }
+    assert (stored().deliveries, stored().state) == (1, PrintJobState.DELIVERED)
+    assert deliver(device_id) == expected  # a second stream hears of it too: counted, still delivered
+    assert (stored().deliveries, stored().state) == (2, PrintJobState.DELIVERED)
+    with db.write_session() as session:
+        device = session.get(Device, device_id)
+        assert device is not None
+        device_service.report(session, device, job_id, attempt=1, state=PrintJobState.DONE)
+        session.commit()
+    assert deliver(device_id) is None and stored().deliveries == 2
+
+
 def test_expired_jobs_fail_with_a_reason(db: Database) -> None:
     from datetime import timedelta
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from app.domain.devices import FINAL_STATES, PrinterKind, PrintJobState, may_move
@@ -232,6 +233,41 @@ def mark_delivered(session: Session, jobs: list[PrintJob]) -> None:
             job.state = PrintJobState.DELIVERED
             job.updated_at = utcnow()
         session.add(job)
+
+
+def deliver_job(session: Session, device_id: int, job_id: int, attempt: int) -> dict[str, Any] | None:
+    """A job announced on the device's stream, as `mark_delivered` and `job_message` would give it:
+    counted as delivered (queued → delivered) and its message, in one UPDATE … RETURNING (this runs
+    for every job a bridge hears of live). None when it is not this device's, not this attempt, or
+    finished. The caller commits."""
+    table = PrintJob.__table__  # type: ignore[attr-defined]
+    c = table.c
+    mine = (c.id == job_id, c.device_id == device_id, c.attempt == attempt)
+    message = (c.id, c.attempt, c.printer, c.title, c.payload, c.copies, c.options)
+    row = session.execute(
+        update(table)
+        .where(*mine, c.state == PrintJobState.QUEUED)
+        .values(deliveries=c.deliveries + 1, state=PrintJobState.DELIVERED, updated_at=utcnow())
+        .returning(*message)
+    ).first()
+    if row is None:  # delivered before (a reconnect's outbox, or a second stream): count it only
+        row = session.execute(
+            update(table)
+            .where(*mine, c.state.in_([PrintJobState.DELIVERED, PrintJobState.PRINTING]))
+            .values(deliveries=c.deliveries + 1)
+            .returning(*message)
+        ).first()
+    if row is None:
+        return None
+    return {
+        "id": row.id,
+        "attempt": row.attempt,
+        "printer": PrinterKind(row.printer).value,
+        "title": row.title,
+        "payload": row.payload,
+        "copies": row.copies,
+        "options": row.options,
+    }
 
 
 @dataclass(frozen=True)

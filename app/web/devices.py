@@ -173,13 +173,7 @@ def _deliver_pending(db: Database, device_id: int) -> list[dict[str, Any]]:
 
 def _deliver_one(db: Database, device_id: int, job_id: int, attempt: int) -> dict[str, Any] | None:
     with db.write_session() as session:
-        job = session.get(PrintJob, job_id)
-        if job is None or job.device_id != device_id or job.attempt != attempt:
-            return None
-        if job.state not in (PrintJobState.QUEUED, PrintJobState.DELIVERED, PrintJobState.PRINTING):
-            return None
-        device_service.mark_delivered(session, [job])
-        message = device_service.job_message(job)
+        message = device_service.deliver_job(session, device_id, job_id, attempt)
         session.commit()
     return message
 
