@@ -1664,6 +1664,35 @@ def _job_outcomes(env: Env, sent: list[Sent]) -> dict[str, dict[str, float]]:
     return out
 
 
+def print_cpu_per_request(samples: list[Sample], start: float, *, done: int) -> None:
+    """CPU a request over the whole run (load and drain), once every request's certificate, receipt
+    and office job are done: the server's share (web with its print workers, PostgreSQL) apart
+    from what, in a town hall, runs on the terminals' PCs or not at all (bridges, CUPS, this
+    bench's load and simulated receipt printers)."""
+    if not done or not samples:
+        return
+    totals = {"app": 0.0, "pg": 0.0, "bridges": 0.0, "bench": 0.0, "machine": 0.0}
+    previous = start
+    cores = os.cpu_count() or 1
+    for sample in samples:
+        seconds = sample.at - previous
+        previous = sample.at
+        totals["app"] += sample.web_cpu * seconds
+        totals["pg"] += sample.pg_cpu * seconds
+        totals["bridges"] += sample.bridges_cpu * seconds
+        totals["bench"] += sample.bench_cpu * seconds
+        totals["machine"] += sample.machine * cores * seconds
+    per = {name: value / done * 1000 for name, value in totals.items()}
+    other = max(0.0, per["machine"] - per["app"] - per["pg"] - per["bridges"] - per["bench"])
+    server = per["app"] + per["pg"]
+    print(
+        f"CPU a request over the run ({done} requests, load and drain): server {server:.0f} ms "
+        f"(web and print workers {per['app']:.0f}, PostgreSQL {per['pg']:.0f}) → {1000 * cores / server:.0f} requests/s "
+        f"on {cores} cores given to the server alone; besides: bridges {per['bridges']:.0f} ms, this bench "
+        f"{per['bench']:.0f} ms (load, simulated receipt printers), other processes {other:.0f} ms (CUPS, kernel, …)"
+    )
+
+
 def _report_sustained(
     args: argparse.Namespace,
     env: Env,
@@ -1744,6 +1773,7 @@ def _report_sustained(
         print(f"web RSS: max {max(s.web_rss for s in samples):.0f} MiB (web process tree)")
     if drained:
         print(f"backlog after the load: all printed {drain_seconds:.0f} s after the end")
+        print_cpu_per_request(samples, start, done=sum(1 for r in results if r.ok))
     elif samples:
         last = samples[-1]
         print(
