@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Row, update
 from sqlmodel import Session, col, select
 
 from app.domain.devices import FINAL_STATES, PrinterKind, PrintJobState, may_move
@@ -199,12 +199,12 @@ def _job_event(job: PrintJob) -> dict[str, Any]:
     }
 
 
-def job_message(job: PrintJob) -> dict[str, Any]:
-    """What the bridge receives for a job."""
+def job_message(job: PrintJob | Row[Any]) -> dict[str, Any]:
+    """What the bridge receives for a job (a PrintJob, or a row with those columns)."""
     return {
         "id": job.id,
         "attempt": job.attempt,
-        "printer": job.printer.value,
+        "printer": PrinterKind(job.printer).value,
         "title": job.title,
         "payload": job.payload,
         "copies": job.copies,
@@ -257,17 +257,7 @@ def deliver_job(session: Session, device_id: int, job_id: int, attempt: int) -> 
             .values(deliveries=c.deliveries + 1)
             .returning(*message)
         ).first()
-    if row is None:
-        return None
-    return {
-        "id": row.id,
-        "attempt": row.attempt,
-        "printer": PrinterKind(row.printer).value,
-        "title": row.title,
-        "payload": row.payload,
-        "copies": row.copies,
-        "options": row.options,
-    }
+    return job_message(row) if row is not None else None
 
 
 @dataclass(frozen=True)
