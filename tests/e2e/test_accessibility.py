@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from app.domain.registry import ResidentStatus
 from app.models import Device, IssuedCopy, Resident
 from app.services import devices as device_service
 from app.services.audit import Actor
+from app.services.certificates import today_jst
 from tests.conftest import TEST_PASSWORD, LiveServer, _free_port, make_settings, make_staff
 
 pytestmark = pytest.mark.e2e
@@ -88,7 +88,7 @@ def demo_town(
     shutil.copyfile(sqlite_template, tmp / "madoguchi.db")
     db = Database(f"sqlite:///{tmp / 'madoguchi.db'}")
     staff = make_staff(db, password_hash)  # before the demo: these keep TEST_PASSWORD
-    generate_demo(db, residents=100, today=date.today())
+    generate_demo(db, residents=100, today=today_jst())
     store = CardStore(tmp / "cards")
     with db.write_session() as session:
         device = session.exec(select(Device).where(Device.code == KIOSK)).one()
@@ -135,7 +135,7 @@ def card_holder(db: Database) -> Resident:
     households: dict[int, list[Resident]] = {}
     for r in residents:
         households.setdefault(r.household_id, []).append(r)
-    today = date.today()
+    today = today_jst()
     for r in residents:
         members = households[r.household_id]
         if (

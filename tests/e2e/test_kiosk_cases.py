@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from sqlmodel import col, select
 from app.domain.certificates import kiosk_tax_fiscal_year
 from app.domain.registry import ResidentStatus, Suppression
 from app.models import CertificateRequest, Resident, SealRegistration, TaxRecord
+from app.services.certificates import today_jst
 from tests.e2e.test_accessibility import KIOSK, Town, bridge_answers, demo_town, set_card_present
 
 pytestmark = pytest.mark.e2e
@@ -48,7 +48,7 @@ def _find(town: Town, want: Callable[[Resident, list[Resident]], bool]) -> Resid
 
 
 def _clean(r: Resident, members: list[Resident]) -> bool:
-    today = date.today()
+    today = today_jst()
     return (
         (today - r.birth_date).days > 20 * 366  # type: ignore[operator]
         and all(m.status == ResidentStatus.RESIDENT and not m.suppressions for m in members)
@@ -100,7 +100,7 @@ def test_seal_certificate(page, town: Town) -> None:  # type: ignore[no-untyped-
 
 
 def test_tax_certificate(page, town: Town) -> None:  # type: ignore[no-untyped-def]
-    year = kiosk_tax_fiscal_year(date.today())
+    year = kiosk_tax_fiscal_year(today_jst())
     with town.db.session() as session:
         taxed = {
             t.resident_id for t in session.exec(select(TaxRecord).where(TaxRecord.fiscal_year == year)).all()
@@ -116,7 +116,7 @@ REFUSALS: dict[str, Callable[[Resident, list[Resident]], bool]] = {
     "deceased": lambda r, m: r.status == ResidentStatus.DECEASED,
     "support_measure": lambda r, m: Suppression.SUPPORT_MEASURE.value in r.suppressions,
     "gaiji_pending": lambda r, m: Suppression.GAIJI_PENDING.value in r.suppressions,
-    "moved_in_today": lambda r, m: r.became_resident_on == date.today(),
+    "moved_in_today": lambda r, m: r.became_resident_on == today_jst(),
 }
 
 
