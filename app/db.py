@@ -118,11 +118,27 @@ class Database:
         self.url = url
         self.engine = make_engine(url, echo=echo)
         self._write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
+        # PostgreSQL: reads without BEGIN and ROLLBACK (two round trips); see read_session.
+        self._read_engine = (
+            self.engine
+            if is_sqlite(self.engine)
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session for reads (and writes that cannot race)."""
         with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for reads only, each statement on its own: on PostgreSQL in autocommit, so the
+        hot paths (a device's token on every bridge call, a print order's registry rows) save the
+        BEGIN and ROLLBACK round trips. Under READ COMMITTED every statement sees the data committed
+        when it starts, in a transaction or not, so what the reads see does not change. Writing in
+        it is an error on neither database, so do not: use session() or write_session()."""
+        with Session(self._read_engine, expire_on_commit=False) as session:
             yield session
 
     @contextmanager

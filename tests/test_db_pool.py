@@ -49,3 +49,22 @@ def test_a_connection_in_use_is_not_pinged(db: Database) -> None:
         db.engine.dialect.do_ping = original  # type: ignore[method-assign]
     assert pings == []
     assert statements.count("select pg_backend_pid()") == 5
+
+
+def test_read_sessions_skip_begin_and_leave_the_pool_transactional(db: Database) -> None:
+    """read_session on PostgreSQL runs without BEGIN/ROLLBACK (autocommit); the connection goes back
+    to the pool in ordinary transactional mode, so a write session that gets it next can roll back."""
+    if is_sqlite(db.engine):
+        pytest.skip("PostgreSQL connection pool")
+    # A statement sent after a BEGIN runs in a transaction that started before it.
+    began_before = text("select xact_start < query_start from pg_stat_activity where pid = pg_backend_pid()")
+    for _ in range(3):  # the pool hands the same connection around
+        with db.read_session() as session:
+            assert session.connection().execute(began_before).scalar_one() is False
+        with db.write_session() as session:
+            assert session.connection().execute(began_before).scalar_one() is True
+            session.connection().execute(text("create temporary table t_rolled_back (x int)"))
+            session.rollback()
+        with db.session() as session:
+            exists = session.connection().execute(text("select to_regclass('pg_temp.t_rolled_back')"))
+            assert exists.scalar_one() is None  # the write session's transaction was rolled back

@@ -84,42 +84,38 @@ def today_jst(now: datetime | None = None) -> date:
 def next_number(
     session: Session, name: str, day: date, count: int = 1, *, own_transaction: bool = False
 ) -> int:
-    """The next number of a counter that restarts every day, taken under the row's write lock;
-    with `count` > 1, the first of `count` consecutive numbers.
+    """The next number of a counter that restarts every day; with `count` > 1, the first of `count`
+    consecutive numbers.
 
-    The day's row is created with INSERT … ON CONFLICT DO NOTHING, so two requests that are both a
-    location's first of the day do not collide; the second waits on the row lock instead.
+    One statement: INSERT … ON CONFLICT DO UPDATE … RETURNING creates the day's row or adds to it
+    under the row's write lock, so two requests that are both a location's first of the day do not
+    collide (the second waits on the row lock) and no two callers get the same number.
 
-    `own_transaction`: on PostgreSQL, take the number in a short transaction of its own, so that
-    the row is locked for milliseconds and not until the caller's transaction commits (every
-    request of a location waited for the one before it to commit). A number taken this way stays
-    used if the caller's transaction then rolls back: the day's numbers may have a gap. SQLite has
-    one writer at a time anyway, so there the caller's transaction takes it.
+    `own_transaction`: on PostgreSQL, run that statement on a connection of its own in autocommit,
+    so that the row is locked for the statement only and not until the caller's transaction
+    commits (every request of a location waited for the one before it to commit). A number taken
+    this way stays used if the caller's transaction then rolls back: the day's numbers may have a
+    gap. SQLite has one writer at a time anyway, so there the caller's transaction takes it.
     """
     if count < 1:
         raise ValueError("count must be at least 1")
     bind = session.get_bind()
-    if own_transaction and bind.dialect.name == "postgresql" and isinstance(bind, Engine):
-        with Session(bind) as own:
-            number = next_number(own, name, day, count)
-            own.commit()
-            return number
-    dialect = bind.dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(
-        insert(DailyCounter.__table__).values(name=name, day=day, value=0).on_conflict_do_nothing()  # type: ignore[attr-defined]
+    table = DailyCounter.__table__  # type: ignore[attr-defined]
+    insert = postgresql_insert if bind.dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(table)
+        .values(name=name, day=day, value=count)
+        .on_conflict_do_update(
+            index_elements=[table.c.name, table.c.day], set_={"value": table.c.value + count}
+        )
+        .returning(table.c.value)
     )
-    row = session.exec(
-        select(DailyCounter)
-        .where(DailyCounter.name == name, DailyCounter.day == day)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
-    first = row.value + 1
-    row.value += count
-    session.add(row)
-    session.flush()
-    return first
+    if own_transaction and bind.dialect.name == "postgresql" and isinstance(bind, Engine):
+        with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            last = connection.execute(statement).scalar_one()
+    else:
+        last = session.execute(statement).scalar_one()
+    return int(last) - count + 1
 
 
 def location_settings(location: Location) -> dict[str, Any]:
@@ -573,7 +569,7 @@ def _skip_reason(request: CertificateRequest, latest_issue: int | None, order: P
 
 
 def _prepare_print(db: Database, order: PrintOrder, context: PrintContext) -> _Prepared | None:
-    with db.session() as session:
+    with db.read_session() as session:
         request, latest_issue = _request_and_latest_issue(session, order.request_id)
         if request is None:
             log.warning("print order for a missing request %s", order.request_id)
@@ -592,10 +588,11 @@ def _prepare_print(db: Database, order: PrintOrder, context: PrintContext) -> _P
         copies = request.copies
         device_id = device.id
         session.expunge(location)
-    # Reserve a serial per copy in a transaction of its own, so that concurrent issues never share
-    # a 発行番号 and the counter's lock is held for milliseconds, not for the rendering.
+    # Reserve a serial per copy on its own (PostgreSQL: one autocommit statement), so that
+    # concurrent issues never share a 発行番号 and the counter's lock is held for milliseconds, not
+    # for the rendering.
     with db.write_session() as session:
-        serial = next_number(session, counter, day, count=copies)
+        serial = next_number(session, counter, day, count=copies, own_transaction=True)
         session.commit()
     return _Prepared(dataclasses.replace(data, serial_start=serial), device_id, location)
 

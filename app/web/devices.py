@@ -57,7 +57,7 @@ async def _device(request: Request) -> Device | None:
     db: Database = request.app.state.db
 
     def _lookup() -> Device | None:
-        with db.session() as session:
+        with db.read_session() as session:
             return device_service.authenticate(session, token)
 
     return await run_in_threadpool(_lookup)
@@ -208,15 +208,22 @@ async def api_job_document(request: Request) -> Response:
         return _unauthorized()
     job_id = int(request.path_params["job_id"])
     db: Database = request.app.state.db
-    with db.session() as session:
-        job = session.get(PrintJob, job_id)
-    if job is None or job.device_id != device.id or job.printer != PrinterKind.OFFICE:
-        return JSONResponse({"error": "not_found"}, status_code=404)
     store: LocalObjectStore = request.app.state.objects
-    try:
-        data = await run_in_threadpool(store.get, str(job.payload.get("document_key", "")))
-    except (ObjectNotFound, ValueError):
-        return JSONResponse({"error": "document_missing"}, status_code=404)
+
+    def _read() -> bytes | Response:
+        with db.read_session() as session:
+            job = session.get(PrintJob, job_id)
+        if job is None or job.device_id != device.id or job.printer != PrinterKind.OFFICE:
+            return JSONResponse({"error": "not_found"}, status_code=404)
+        try:
+            return store.get(str(job.payload.get("document_key", "")))
+        except (ObjectNotFound, ValueError):
+            return JSONResponse({"error": "document_missing"}, status_code=404)
+
+    # In a thread: the job's row and the file are blocking reads the event loop must not wait on.
+    data = await run_in_threadpool(_read)
+    if isinstance(data, Response):
+        return data
     return Response(data, media_type="application/pdf", headers={"Cache-Control": "no-store"})
 
 
