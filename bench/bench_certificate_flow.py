@@ -216,6 +216,7 @@ def bench_app_factory() -> Any:
 def _install_print_timers() -> None:
     """Timers on the certificate's making (in the web's print threads or in the arq workers)."""
     import app.printing.certificates as printing_certificates
+    import app.printing.overlay as overlay
     import app.services.audit as audit_service
     import app.services.certificates as certificates
 
@@ -225,6 +226,7 @@ def _install_print_timers() -> None:
     _timed(certificates, "render_certificate", "render_certificate (frame + values)")
     _timed(printing_certificates, "render_frame", "render_frame (a new frame laid out by WeasyPrint)")
     _timed(certificates, "sign_pdf", "sign_pdf (PAdES, pyHanko)")
+    _timed(overlay, "qr_matrix", "qr_matrix (a page's verification QR code)")
     _timed(certificates, "make_demo_seal", "make_demo_seal (a seal PNG drawn per certificate)")
     _timed(audit_service, "record", "audit.record (incl. wait for the chain lock)")
 
