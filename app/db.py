@@ -136,8 +136,8 @@ class Database:
         """A session for reads only, each statement on its own: on PostgreSQL in autocommit, so the
         hot paths (a device's token on every bridge call, a print order's registry rows) save the
         BEGIN and ROLLBACK round trips. Under READ COMMITTED every statement sees the data committed
-        when it starts, in a transaction or not, so what the reads see does not change. Writing in
-        it is an error on neither database, so do not: use session() or write_session()."""
+        when it starts, in a transaction or not, so what the reads see does not change. Nothing
+        stops a write in it (on PostgreSQL each would commit at once): write in write_session()."""
         with Session(self._read_engine, expire_on_commit=False) as session:
             yield session
 
